@@ -1,0 +1,106 @@
+"""Strict matching of a file's tensors against a registered arch, and the report that explains it.
+
+A conversion is all-or-nothing: every tensor of the source encoder must land on a key of
+``build_backbone(arch).state_dict()`` with the same shape, and every such key must be filled.
+Only heads are dropped, by name (``fc``, ``head``, ``projector``, ``predictor``, ``classifier``),
+and the report lists them, so a user sees exactly what was left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+from pretrain.models import build_backbone
+from resa_core.errors import UserError
+
+HEAD_NAMES = ("fc", "head", "projector", "predictor", "classifier")
+_LIST_LIMIT = 10
+
+
+@cache
+def expected_shapes(arch: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the arch's backbone state_dict, in model order (built on the meta device: free)."""
+    with torch.device("meta"):
+        model = build_backbone(arch)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def is_head(canonical_key: str) -> bool:
+    return canonical_key.split(".", 1)[0] in HEAD_NAMES
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:_LIST_LIMIT])
+    return shown + (f", ... ({len(items) - _LIST_LIMIT} more)" if len(items) > _LIST_LIMIT else "")
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """How a file's tensors (named as in the file) fill the arch's backbone keys."""
+
+    arch: str
+    filled: int  # backbone keys filled with a tensor of the right shape
+    expected: int  # backbone keys of the arch
+    dropped: tuple[str, ...] = ()  # head tensors, dropped by name
+    unmapped: tuple[str, ...] = ()  # file tensors with no backbone key to go to
+    missing: tuple[str, ...] = ()  # backbone keys no file tensor filled
+    mismatched: tuple[str, ...] = ()  # "key: file shape vs arch shape"
+
+    @property
+    def complete(self) -> bool:
+        return not (self.unmapped or self.missing or self.mismatched) and self.filled == self.expected
+
+    def summary(self) -> str:
+        parts = [f"mapped {self.filled}/{self.expected} tensors of {self.arch}"]
+        parts.append(f"dropped: {_listed(list(self.dropped))}" if self.dropped else "dropped: none")
+        for label, items in (
+            ("unmapped", self.unmapped),
+            ("missing", self.missing),
+            ("shape mismatch", self.mismatched),
+        ):
+            if items:
+                parts.append(f"{label}: {_listed(list(items))}")
+        return ", ".join(parts)
+
+    def raise_if_incomplete(self, where: str) -> None:
+        if not self.complete:
+            raise UserError(f"{where}: does not fit {self.arch}: {self.summary()}")
+
+
+def match_to_arch(
+    tensors: Mapping[str, torch.Tensor], origin: Mapping[str, str], arch: str
+) -> tuple[dict[str, torch.Tensor], CoverageReport]:
+    """Order ``tensors`` (canonical name -> tensor) as the arch's state_dict, and report coverage.
+
+    ``origin`` maps each canonical name back to its name in the file, for the report.
+    """
+    shapes = expected_shapes(arch)
+    state_dict: dict[str, torch.Tensor] = {}
+    dropped, unmapped, mismatched = [], [], []
+    mismatched_keys = set()
+    for key, tensor in tensors.items():
+        if is_head(key):
+            dropped.append(origin[key])
+        elif key not in shapes:
+            unmapped.append(origin[key])
+        elif tuple(tensor.shape) != shapes[key]:
+            mismatched.append(f"{origin[key]} {tuple(tensor.shape)} vs {shapes[key]}")
+            mismatched_keys.add(key)
+        else:
+            state_dict[key] = tensor
+    missing = [key for key in shapes if key not in state_dict and key not in mismatched_keys]
+    ordered = {key: state_dict[key] for key in shapes if key in state_dict}
+    report = CoverageReport(
+        arch=arch,
+        filled=len(ordered),
+        expected=len(shapes),
+        dropped=tuple(dropped),
+        unmapped=tuple(unmapped),
+        missing=tuple(missing),
+        mismatched=tuple(mismatched),
+    )
+    return ordered, report

@@ -1,0 +1,134 @@
+"""Open untrusted checkpoint files without running code from them (DESIGN.md, "External checkpoints").
+
+Both PyTorch files and pickles can name any importable callable, and unpickling calls it. So:
+
+- ``.pth`` / ``.pt`` / ``.tar`` (anything but a pickle): ``torch.load(weights_only=True)``, which
+  admits tensors and plain containers only.
+- ``.pkl``: :class:`RestrictedUnpickler`, whose ``find_class`` admits only what a dict of numpy
+  arrays needs (the Detectron2 model-zoo format); any other global is refused, by name,
+  before it is imported.
+
+Every failure (missing, truncated, garbage, hostile) is one :class:`UserError` line naming the
+path. Downstream and the Detectron2 launcher reuse these loaders: Detectron2's own checkpointer
+opens ``.pkl`` with plain ``pickle.load``, so it must be handed the dict loaded here, never the
+user's path.
+"""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resa_core.errors import UserError
+
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+
+
+def _numpy_core():
+    """``numpy._core`` (numpy >= 2), else ``numpy.core``; pickles name either, whichever wrote them."""
+    try:
+        import numpy._core as core
+    except ImportError:  # numpy 1.x
+        import numpy.core as core
+    return core
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    import numpy
+
+    core = _numpy_core()
+    numpy_globals = {
+        # ndarray.__reduce__ for protocols <= 4: _reconstruct(ndarray, shape, dtype) + __setstate__.
+        "multiarray._reconstruct": core.multiarray._reconstruct,
+        # numpy scalars (a 0-d value stored as np.float32(...)).
+        "multiarray.scalar": core.multiarray.scalar,
+        # ndarray.__reduce_ex__ for protocol 5 (the default pickle protocol from Python 3.14 on).
+        "numeric._frombuffer": core.numeric._frombuffer,
+    }
+    allowed: dict[tuple[str, str], Any] = {}
+    for package in ("numpy.core", "numpy._core"):
+        for dotted, obj in numpy_globals.items():
+            submodule, name = dotted.split(".")
+            allowed[(f"{package}.{submodule}", name)] = obj
+    allowed[("numpy", "ndarray")] = numpy.ndarray
+    allowed[("numpy", "dtype")] = numpy.dtype
+    # Protocol 2 (Python-2-compatible) pickles store array bytes as _codecs.encode(text, "latin1").
+    allowed[("_codecs", "encode")] = codecs.encode
+    allowed[("collections", "OrderedDict")] = collections.OrderedDict
+    for container in (dict, list, tuple, set, frozenset):
+        allowed[("builtins", container.__name__)] = container
+        allowed[("__builtin__", container.__name__)] = container  # Python 2 pickles
+    return allowed
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild numpy arrays and plain containers, and nothing else."""
+
+    def __init__(self, file, *, path: str, **kwargs) -> None:
+        super().__init__(file, **kwargs)
+        self._path = path
+        self._allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._allowed:
+            raise UserError(
+                f"{self._path}: refusing to unpickle global '{module}.{name}' "
+                "(only numpy arrays and plain containers are allowed in a .pkl checkpoint)"
+            )
+        return self._allowed[(module, name)]
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if not path.is_file():
+        raise UserError(f"{path}: not a file")
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    # torch's weights_only refusal is a paragraph; the line naming the refused global is the useful one
+    # ("Trying to load unsupported GLOBAL posix.system ..." / "Unsupported global: GLOBAL ...").
+    for line in lines:
+        if "unsupported" in line.lower():
+            return line
+    return lines[0] if lines else type(err).__name__
+
+
+def load_pickle(path: str | Path) -> Any:
+    """Unpickle ``path`` with :class:`RestrictedUnpickler` (latin1 for Python 2 pickles, as Detectron2)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with open(path, "rb") as handle:
+            return RestrictedUnpickler(handle, path=str(path), encoding="latin1").load()
+    except UserError:
+        raise
+    except Exception as err:  # any failure inside untrusted bytes is bad input, not a bug
+        raise UserError(f"{path}: not a readable pickle ({type(err).__name__}: {_first_line(err)})") from None
+
+
+def load_torch(path: str | Path) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, garbage bytes, or a refused global
+        raise UserError(
+            f"{path}: not a readable PyTorch file, or it holds more than tensors and plain containers "
+            f"({type(err).__name__}: {_first_line(err)})"
+        ) from None
+
+
+def load_checkpoint_file(path: str | Path) -> Any:
+    """Load any supported file, choosing the loader by suffix (``.pkl`` -> pickle, else torch)."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return load_pickle(path)
+    return load_torch(path)

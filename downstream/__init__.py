@@ -1,0 +1,7 @@
+"""Transfer evaluation stage: one task on one frozen backbone -> one result record.
+
+``python -m downstream {knn,linear,fewshot} --dataset D --weights W --run-dir RUN`` extracts
+(and caches) frozen features, runs the task and writes the record of docs/contracts.md §3.
+Tasks live in :mod:`downstream.tasks` and datasets in :mod:`downstream.datasets`, both as
+registries so that new ones plug in without touching the CLI.
+"""

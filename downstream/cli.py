@@ -1,0 +1,104 @@
+"""``python -m downstream TASK --dataset D --weights W --run-dir RUN [--seed S] [--config F] [k=v ...]``.
+
+Runs one task on one backbone and writes one result record (docs/contracts.md §3) at
+``<run>/records/<task>/<dataset>/<backbone-sha8>/seed<S>.json``. Bad input (unknown task,
+dataset, arch or config key, missing weights) stops before anything is written. Once the
+backbone is known, any failure of the task writes a record with status ``failed`` and the
+error, then exits non-zero (2 for a :class:`UserError`, 1 with a traceback for a bug).
+Features are cached under ``<run>/features/``; a log goes to ``<run>/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from downstream.backbones import PIXELS, RANDOM_PREFIX, resolve_backbone
+from downstream.config import resolve_config
+from downstream.datasets import DATASETS, dataset_spec
+from downstream.features import cached_features
+from downstream.record import build_record, record_path, utc_now
+from downstream.tasks import TASKS, task_spec
+from resa_core.atomic import write_json_atomic
+from resa_core.errors import UserError
+
+log = logging.getLogger("downstream")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m downstream",
+        description="Run one evaluation task on one frozen backbone and write one result record.",
+    )
+    parser.add_argument("task", choices=sorted(TASKS), help="evaluation task")
+    parser.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="evaluation dataset")
+    parser.add_argument(
+        "--weights", required=True,
+        help=f"checkpoint/backbone file (read by converters.read_backbone), '{RANDOM_PREFIX}<arch>' "
+        f"or '{PIXELS}'",
+    )
+    parser.add_argument("--run-dir", required=True, type=Path, help="run directory (records, features, logs)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the task (and of random:<arch> init)")
+    parser.add_argument("--config", type=Path, help="YAML task config (strict keys, _base_ allowed)")
+    parser.add_argument("--name", help="row label in tables (default: the method, 'random' or 'pixels')")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    return parser.parse_intermixed_args(argv)
+
+
+def _log_to_file(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+    return " ".join(text.split()) or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    task, dataset = task_spec(args.task), dataset_spec(args.dataset)
+    config = resolve_config(task.schema, args.config, args.overrides)
+    start_time = utc_now()
+    backbone = resolve_backbone(args.weights, args.seed, dataset.grey, args.name)
+    backbone.encoder.to("cuda" if torch.cuda.is_available() else "cpu")
+    path = record_path(args.run_dir, task.name, dataset.name, backbone.sha256, args.seed)
+    log_path = args.run_dir / "logs" / path.relative_to(args.run_dir / "records").with_suffix(".log")
+    handler = _log_to_file(log_path)
+    log.info("%s on %s, backbone %s (%s), seed %d, config %s", task.name, dataset.name, backbone.name,
+             backbone.path, args.seed, config)
+
+    def record(**outcome) -> dict:
+        return build_record(
+            task.name, dataset.name, args.seed, backbone.provenance(), config, start_time, **outcome
+        )
+
+    try:
+        features = {
+            role: cached_features(
+                args.run_dir, backbone.sha256, backbone.encoder, dataset.name, role, config,
+                lambda role=role: dataset.load(role, config),
+            )
+            for role in task.roles
+        }
+        metrics = task.run(features, config, args.seed)
+    except BaseException as err:
+        write_json_atomic(path, record(error=_one_line(err)))
+        log.exception("failed; record %s", path)
+        raise
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    write_json_atomic(path, record(metrics=metrics))
+    log.info("metrics %s; record %s", metrics, path)
+    print(" ".join(f"{name}={value:.2f}" for name, value in metrics.items()))
+    print(path)
+    return 0

@@ -1,0 +1,1 @@
+"""Self-supervised pretraining stage: ReSA and its baselines (``python -m pretrain``)."""

@@ -1,0 +1,37 @@
+"""torchvision ResNets as feature encoders (``fc`` replaced by identity, key names unchanged).
+
+``resnet18`` / ``resnet50`` keep torchvision's 7x7 stride-2 stem and max-pool, so their weights
+map one-to-one onto Detectron2's and MMSegmentation's ResNets. ``resnet18_cifar`` is the
+CIFAR variant used by the ReSA paper for 32 px inputs (Table 8 rows CIFAR-10/100; the stem of
+W-MSE/INTL/solo-learn: 3x3 stride-1 conv1 and no max-pool).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import resnet18, resnet50
+
+from pretrain.models import register_arch
+
+
+def _encoder(model: nn.Module) -> nn.Module:
+    model.fc = nn.Identity()
+    return model
+
+
+@register_arch("resnet18", family="resnet", feature_dim=512)
+def build_resnet18() -> nn.Module:
+    return _encoder(resnet18())
+
+
+@register_arch("resnet18_cifar", family="resnet", feature_dim=512, standard_stem=False)
+def build_resnet18_cifar() -> nn.Module:
+    model = resnet18()
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return _encoder(model)
+
+
+@register_arch("resnet50", family="resnet", feature_dim=2048)
+def build_resnet50() -> nn.Module:
+    return _encoder(resnet50())

@@ -1,0 +1,1 @@
+"""Dataset readers shared by pretraining and evaluation (arrays in, no transforms)."""

@@ -1,0 +1,87 @@
+"""Pretraining engine on real Fashion-MNIST at toy size: checkpoint contract, resume, bad input."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pretrain.checkpoint import checkpoint_path
+from pretrain.config import resolve
+from pretrain.engine import NonFiniteLoss, Unfinished, train
+
+DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+TINY = ["data.train_size=64", "optim.batch_size=16", "epochs=2", "optim.warmup_epochs=1",
+        "model.projector_hidden_dim=64", "model.projector_out_dim=32", "run.log_every_steps=1"]
+
+
+def tiny_config(tmp_path, *extra, method_file=DEMO):
+    return resolve(method_file, [*TINY, f"output_dir={tmp_path}", *extra])
+
+
+def test_checkpoint_follows_the_contract_and_loads_weights_only(tmp_path):
+    ckpt = train(tiny_config(tmp_path))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["format_version"] == 1
+    assert (state["method"], state["arch"], state["epoch"], state["global_step"]) == ("resa", "resnet18", 2, 8)
+    assert set(state["encoder"]) == set(state["momentum_encoder"])
+    assert "conv1.weight" in state["encoder"] and not any(k.startswith(("fc.", "module.")) for k in state["encoder"])
+    assert not torch.equal(state["encoder"]["conv1.weight"], state["momentum_encoder"]["conv1.weight"])
+    assert state["config"]["loss"]["temperature"] == 0.4
+    assert {"model", "optimizer", "torch_rng", "sampler"} <= set(state["train_state"])
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) >= 8 and '"loss"' in lines[0]
+
+
+def test_no_momentum_variant_has_no_momentum_encoder(tmp_path):
+    state = torch.load(train(tiny_config(tmp_path, "model.momentum_encoder=false", "epochs=1")),
+                       weights_only=True)
+    assert "momentum_encoder" not in state
+
+
+def test_resume_mid_epoch_gives_identical_weights(tmp_path):
+    reference = torch.load(train(tiny_config(tmp_path / "straight")), weights_only=True)
+    with pytest.raises(Unfinished):
+        train(tiny_config(tmp_path / "resumed", "run.max_steps=3"))  # 4 steps per epoch: mid-epoch stop
+    assert torch.load(checkpoint_path(tmp_path / "resumed"), weights_only=True)["global_step"] == 3
+    resumed = torch.load(train(tiny_config(tmp_path / "resumed")), weights_only=True)
+    for key in ("encoder", "momentum_encoder"):
+        for name, tensor in reference[key].items():
+            assert torch.equal(tensor, resumed[key][name]), f"{key}.{name} differs after resume"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    train(tiny_config(tmp_path, "epochs=1"))
+    before = checkpoint_path(tmp_path).read_bytes()
+    with pytest.raises(NonFiniteLoss, match="non-finite loss .* at step 4"):
+        train(tiny_config(tmp_path, "loss.temperature=.nan"))
+    assert checkpoint_path(tmp_path).read_bytes() == before
+
+
+def test_resuming_another_method_is_an_error(tmp_path):
+    train(tiny_config(tmp_path, "epochs=1"))
+    with pytest.raises(Exception, match="checkpoint method is 'resa'"):
+        train(tiny_config(tmp_path, "method=infonce"))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "pretrain", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([DEMO, "optim.base_lrr=0.1"], "unknown config key 'optim.base_lrr'"),
+    ([DEMO, "method=simclr"], "unknown method 'simclr'"),
+    ([DEMO, "arch=resnet7"], "unknown arch 'resnet7'"),
+    ([DEMO, "data.root=/nonexistent/fmnist"], "Fashion-MNIST train files not found"),
+    (["configs/pretrain/missing.yaml"], "config file not found"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
+    result = run_cli(*args, f"output_dir={tmp_path}", *TINY)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
+    assert not checkpoint_path(tmp_path).exists()
+
+
+def test_unfinished_run_exits_non_zero(tmp_path):
+    result = run_cli(DEMO, f"output_dir={tmp_path}", *TINY, "run.max_steps=2")
+    assert result.returncode == 3, result.stderr
