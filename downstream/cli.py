@@ -11,7 +11,9 @@ Features are cached under ``<run>/features/``; a log goes to ``<run>/logs/``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +29,10 @@ from resa_core.atomic import write_json_atomic
 from resa_core.errors import UserError
 
 log = logging.getLogger("downstream")
+
+# Fine-tuning transfer runs inside its own engine with its own command line:
+# ``python -m downstream detection ...`` (Detectron2), ``... segmentation ...`` (MMSegmentation).
+ENGINE_TASKS = {"detection": "downstream.detection.cli", "segmentation": "downstream.segmentation.cli"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,6 +70,9 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ENGINE_TASKS:
+        return importlib.import_module(ENGINE_TASKS[argv[0]]).main(argv[1:])
     args = parse_args(argv)
     task, dataset = task_spec(args.task), dataset_spec(args.dataset)
     config = resolve_config(task.schema, args.config, args.overrides)
