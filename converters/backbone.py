@@ -8,7 +8,9 @@ import torch
 
 from converters.coverage import CoverageReport
 
-ENCODER_CHOICES = ("momentum", "online")
+ENCODER_CHOICES = ("momentum", "online", "teacher", "student")
+# DINO calls its EMA network the teacher and its trained network the student: same roles.
+ENCODER_ROLE = {"momentum": "momentum", "online": "online", "teacher": "momentum", "student": "online"}
 
 
 @dataclass(frozen=True, eq=False)  # eq on dicts of tensors is ambiguous; compare state_dicts explicitly
@@ -17,8 +19,9 @@ class Backbone:
 
     ``state_dict`` is flat, torchvision names for ResNets (no ``fc``), ordered as
     ``build_backbone(arch).state_dict()``. ``source_*`` describe the file it was read from;
-    ``encoder`` is which encoder of that file was taken (``"momentum"``, ``"online"`` or None when
-    the file holds a single unnamed one); ``method`` and ``pretrain_epochs`` are None when the
+    ``encoder`` is which encoder of that file was taken, in the file's own terms (``"momentum"``,
+    ``"online"``, DINO's ``"teacher"``/``"student"``, or None when the file holds a single unnamed
+    one); ``method`` and ``pretrain_epochs`` are None when the
     file does not say.
     """
 

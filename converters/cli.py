@@ -19,14 +19,14 @@ from converters.targets import get_target, list_targets
 from converters.writing import Conversion, convert_file
 from resa_core.errors import UserError
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pkl", ".tar")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pkl", ".tar", ".ckpt", ".torch", ".safetensors")
 EXIT_SOME_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m converters",
-        description="Convert pretraining checkpoints to Detectron2 / MMSegmentation / torchvision backbones.",
+        description="Convert pretraining checkpoints to Detectron2 / MMSegmentation / torchvision / timm backbones.",
     )
     parser.add_argument("src", nargs="+", type=Path, help="checkpoint file(s), or directories of them")
     parser.add_argument("-o", "--out", required=True, type=Path, help="output file (one SRC) or directory")
@@ -37,9 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--encoder", choices=ENCODER_CHOICES, default=None,
-        help="which encoder of a checkpoint holding both (default: momentum when present)",
+        help="which encoder of a checkpoint holding two (default: momentum / DINO's teacher when present)",
     )
-    parser.add_argument("--verify", action="store_true", help="read the output back and compare features")
+    parser.add_argument(
+        "--verify", action="store_true",
+        help="read the output back, load it into the target framework's model, compare features",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
     return parser
 

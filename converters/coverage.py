@@ -17,7 +17,8 @@ import torch
 from pretrain.models import build_backbone
 from resa_core.errors import UserError
 
-HEAD_NAMES = ("fc", "head", "projector", "predictor", "classifier")
+# SwAV / DeepCluster-v2 name theirs projection_head and prototypes (facebookresearch/swav src/resnet50.py).
+HEAD_NAMES = ("fc", "head", "projector", "predictor", "classifier", "projection_head", "prototypes")
 _LIST_LIMIT = 10
 
 
@@ -49,6 +50,7 @@ class CoverageReport:
     unmapped: tuple[str, ...] = ()  # file tensors with no backbone key to go to
     missing: tuple[str, ...] = ()  # backbone keys no file tensor filled
     mismatched: tuple[str, ...] = ()  # "key: file shape vs arch shape"
+    not_taken: tuple[str, ...] = ()  # other parts of the file (other encoder, heads), by group
 
     @property
     def complete(self) -> bool:
@@ -64,6 +66,8 @@ class CoverageReport:
         ):
             if items:
                 parts.append(f"{label}: {_listed(list(items))}")
+        if self.not_taken:
+            parts.append(f"not this encoder: {_listed(list(self.not_taken))}")
         return ", ".join(parts)
 
     def raise_if_incomplete(self, where: str) -> None:

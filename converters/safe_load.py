@@ -4,9 +4,12 @@ Both PyTorch files and pickles can name any importable callable, and unpickling 
 
 - ``.pth`` / ``.pt`` / ``.tar`` (anything but a pickle): ``torch.load(weights_only=True)``, which
   admits tensors and plain containers only.
+  The one class admitted beyond those is ``argparse.Namespace``, a plain attribute bag that DINO
+  and other training scripts store as ``args``; it runs no code when rebuilt.
 - ``.pkl``: :class:`RestrictedUnpickler`, whose ``find_class`` admits only what a dict of numpy
   arrays needs (the Detectron2 model-zoo format); any other global is refused, by name,
   before it is imported.
+- ``.safetensors``: the safetensors format holds tensors and string metadata only.
 
 Every failure (missing, truncated, garbage, hostile) is one :class:`UserError` line naming the
 path. Downstream and the Detectron2 launcher reuse these loaders: Detectron2's own checkpointer
@@ -16,6 +19,7 @@ user's path.
 
 from __future__ import annotations
 
+import argparse
 import codecs
 import collections
 import pickle
@@ -27,6 +31,7 @@ import torch
 from resa_core.errors import UserError
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+SAFETENSORS_SUFFIX = ".safetensors"
 
 
 def _numpy_core():
@@ -118,7 +123,8 @@ def load_torch(path: str | Path) -> Any:
     path = Path(path)
     _check_file(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, garbage bytes, or a refused global
         raise UserError(
             f"{path}: not a readable PyTorch file, or it holds more than tensors and plain containers "
@@ -126,9 +132,23 @@ def load_torch(path: str | Path) -> Any:
         ) from None
 
 
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file, with one-line errors."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        return load_file(path, device="cpu")
+    except Exception as err:  # truncated header, garbage bytes
+        raise UserError(f"{path}: not a readable safetensors file ({type(err).__name__}: {_first_line(err)})") from None
+
+
 def load_checkpoint_file(path: str | Path) -> Any:
-    """Load any supported file, choosing the loader by suffix (``.pkl`` -> pickle, else torch)."""
+    """Load any supported file, choosing the loader by suffix (``.pkl`` pickle, ``.safetensors``, else torch)."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return load_pickle(path)
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
+        return load_safetensors(path)
     return load_torch(path)

@@ -1,7 +1,9 @@
-"""Check a written file: read it back, compare tensors, and compare model features.
+"""Check a written file: read it back, compare tensors, then load it into the real target model.
 
 The read-back goes through the target's own reader (the path downstream takes), so a wrong key
-mapping, a lost tensor or lost provenance fails here rather than in a week-long benchmark.
+mapping, a lost tensor or lost provenance fails here rather than in a week-long benchmark. Then
+the target's engine check (:mod:`converters.engines`) loads the file into timm's, Detectron2's
+or MMSegmentation's own model and compares its features with the source encoder's.
 """
 
 from __future__ import annotations
@@ -12,25 +14,27 @@ from pathlib import Path
 import torch
 
 from converters.backbone import Backbone
+from converters.engines import FEATURE_TOLERANCE, EngineResult
 from converters.reading import read_backbone
 from converters.targets import get_target
 from pretrain.models import arch_spec, build_backbone
 from resa_core.errors import UserError
 
-FEATURE_TOLERANCE = 1e-4
 PROBE_SEED = 0
 
 
 @dataclass(frozen=True)
 class VerifyReport:
     tensors_compared: int
-    max_abs_feature_diff: float
+    max_abs_feature_diff: float  # registry model loaded with the read-back vs with the source
+    engines: tuple[EngineResult, ...] = ()
 
     def summary(self) -> str:
-        return (
+        text = (
             f"verified: {self.tensors_compared} tensors equal, "
             f"max |feature diff| {self.max_abs_feature_diff:.2e} (tolerance {FEATURE_TOLERANCE:g})"
         )
+        return "; ".join([text, *(engine.summary() for engine in self.engines)])
 
 
 def _features(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], probe: torch.Tensor) -> torch.Tensor:
@@ -65,4 +69,9 @@ def verify_written(backbone: Backbone, out: str | Path, to: str) -> VerifyReport
     diff = (source_features - target_features).abs().max().item()
     if not diff <= FEATURE_TOLERANCE:
         raise UserError(f"{where}: features differ by {diff:.3e} (> {FEATURE_TOLERANCE:g})")
-    return VerifyReport(tensors_compared=len(backbone.state_dict), max_abs_feature_diff=diff)
+    check = get_target(to).engine_check
+    engines = tuple(check(backbone, Path(out))) if check else ()
+    failed = [engine.summary() for engine in engines if not engine.ok]
+    if failed:
+        raise UserError(f"{where}: {'; '.join(failed)} (tolerance {FEATURE_TOLERANCE:g}, 0 missing keys)")
+    return VerifyReport(tensors_compared=len(backbone.state_dict), max_abs_feature_diff=diff, engines=engines)

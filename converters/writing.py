@@ -32,6 +32,13 @@ def write_backbone(backbone: Backbone, out: str | Path, to: str, force: bool = F
             f"{backbone.source_path}: arch {backbone.arch} has a CIFAR 3x3 stem, but {target.name}'s ResNet "
             "expects torchvision's 7x7 stem; convert it to torchvision instead"
         )
+    family = arch_spec(backbone.arch).family
+    if family not in target.families:
+        hint = "timm or mmseg" if family == "vit" else "torchvision"
+        raise UserError(
+            f"{backbone.source_path}: arch {backbone.arch} is a {family}; the {target.name} target writes "
+            f"{' and '.join(target.families)} backbones only; convert it to {hint} instead"
+        )
     check_output(out, target, force)
     target.write(backbone, out)
     return out

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import torch
 
+from downstream import distributed
 from downstream.backbones import PIXELS, RANDOM_PREFIX, resolve_backbone
 from downstream.config import resolve_config
 from downstream.datasets import DATASETS, dataset_spec
 from downstream.features import cached_features
 from downstream.record import build_record, record_path, utc_now
-from downstream.tasks import TASKS, task_spec
+from downstream.tasks import TASKS, TaskContext, task_spec
 from resa_core.atomic import write_json_atomic
 from resa_core.errors import UserError
 
@@ -75,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return importlib.import_module(ENGINE_TASKS[argv[0]]).main(argv[1:])
     args = parse_args(argv)
     task, dataset = task_spec(args.task), dataset_spec(args.dataset)
-    config = resolve_config(task.schema, args.config, args.overrides)
+    config = resolve_config(task.schema, args.config, args.overrides, dataset.defaults)
+    missing = [role for role in task.roles if role not in dataset.roles]
+    if missing and not task.on_images(config):
+        raise UserError(f"task '{task.name}' needs the {missing} role(s); dataset '{dataset.name}' has {dataset.roles}")
     start_time = utc_now()
     backbone = resolve_backbone(args.weights, args.seed, dataset.grey, args.name)
     backbone.encoder.to("cuda" if torch.cuda.is_available() else "cpu")
@@ -91,21 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     try:
-        features = {
-            role: cached_features(
-                args.run_dir, backbone.sha256, backbone.encoder, dataset.name, role, config,
-                lambda role=role: dataset.load(role, config),
-            )
-            for role in task.roles
-        }
-        metrics = task.run(features, config, args.seed)
+        context = TaskContext(backbone.encoder, backbone.arch, dataset, args.run_dir, args.weights, backbone.sha256)
+        if task.on_images(config):
+            metrics = task.run(context, config, args.seed)
+        else:
+            roles = task.roles + tuple(role for role in task.optional_roles if role in dataset.roles)
+            features = {
+                role: cached_features(
+                    args.run_dir, backbone.sha256, backbone.encoder, dataset.name, role, config,
+                    lambda role=role: dataset.load(role, config),
+                )
+                for role in roles
+            }
+            extra = {"context": context} if task.uses_context else {}
+            metrics = task.run(features, config, args.seed, **extra)
     except BaseException as err:
-        write_json_atomic(path, record(error=_one_line(err)))
+        if distributed.is_main():  # under torchrun, one record per run
+            write_json_atomic(path, record(error=_one_line(err)))
         log.exception("failed; record %s", path)
         raise
     finally:
         log.removeHandler(handler)
         handler.close()
+    if not distributed.is_main():
+        return 0
     write_json_atomic(path, record(metrics=metrics))
     log.info("metrics %s; record %s", metrics, path)
     print(" ".join(f"{name}={value:.2f}" for name, value in metrics.items()))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from downstream.transforms import STATS
 from resa_core.config import load_config
-from resa_core.data.tensors import NORMALIZATION
 from resa_core.errors import UserError
 
 COMMON_SCHEMA = {
@@ -20,22 +20,29 @@ COMMON_SCHEMA = {
     "test_size": 2000,  # stratified subset of the test split; null: all
     "subset_seed": 0,  # fixes the subsets; the same for every backbone
     "batch_size": 256,  # feature extraction batch
-    "normalization": "fashion_mnist",  # key of resa_core.data.tensors.NORMALIZATION
+    "normalization": "fashion_mnist",  # key of downstream.transforms.STATS
+    "resize_size": None,  # shorter side before the centre crop (catalog datasets); null: image_size
+    "label_subset": None,  # restrict the train role: null, 1percent or 10percent (SimCLR lists on ImageNet)
+    "num_workers": 2,  # DataLoader workers reading catalog datasets
 }
 
 
 def resolve_config(
-    task_schema: Mapping, path: str | Path | None = None, overrides: Sequence[str] = ()
+    task_schema: Mapping, path: str | Path | None = None, overrides: Sequence[str] = (),
+    dataset_defaults: Mapping | None = None,
 ) -> dict:
-    """Common + task schema <- YAML file <- ``key=value`` overrides, then checks of values."""
+    """Common schema <- dataset defaults, + task schema <- YAML file <- ``key=value`` overrides, then checks."""
     overlap = set(COMMON_SCHEMA) & set(task_schema)
     if overlap:
         raise ValueError(f"task schema redefines common keys {sorted(overlap)}")
-    config = load_config({**COMMON_SCHEMA, **task_schema}, path, overrides)
-    if config["normalization"] not in NORMALIZATION:
-        raise UserError(
-            f"normalization '{config['normalization']}' unknown; expected one of {sorted(NORMALIZATION)}"
-        )
+    config = load_config({**COMMON_SCHEMA, **(dataset_defaults or {}), **task_schema}, path, overrides)
+    if config["normalization"] not in STATS:
+        raise UserError(f"normalization '{config['normalization']}' unknown; expected one of {sorted(STATS)}")
+    if config["resize_size"] is not None:
+        require_positive_int(config, "resize_size")
+    if isinstance(config["num_workers"], bool) or not isinstance(config["num_workers"], int) or config[
+            "num_workers"] < 0:
+        raise UserError(f"config key 'num_workers' must be a non-negative integer, got {config['num_workers']!r}")
     for key in ("image_size", "batch_size"):
         require_positive_int(config, key)
     for key in ("train_size", "test_size"):

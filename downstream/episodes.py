@@ -1,15 +1,20 @@
 """N-way K-shot episodes drawn from a labelled set, reproducible from a seed.
 
 Sampling reads only the labels and ``np.random.default_rng(seed)``, so every backbone
-evaluated on the same subset with the same seed sees exactly the same episodes.
+evaluated on the same subset with the same seed sees exactly the same episodes; the CLI also
+saves them under ``<run>/episodes/`` (:func:`shared_episodes`) and reloads them for the next
+backbone.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from resa_core.atomic import sha256_json, write_atomic
 from resa_core.errors import UserError
 
 
@@ -53,3 +58,38 @@ def sample_episodes(
         support.reshape(episodes, -1), np.repeat(local, shots)[None].repeat(episodes, 0),
         query.reshape(episodes, -1), np.repeat(local, queries)[None].repeat(episodes, 0),
     )
+
+
+def episode_key(indices: np.ndarray, labels: np.ndarray, ways: int, shots: list[int], queries: int,
+                episodes: int, seed: int) -> str:
+    """Hash of everything that fixes the episodes: the images (indices + labels) and the sampling."""
+    return sha256_json({
+        "indices": hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest(),
+        "labels": hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest(),
+        "ways": ways, "shots": list(shots), "queries": queries, "episodes": episodes, "seed": seed,
+    })
+
+
+def shared_episodes(
+    run_dir: str | Path, dataset: str, indices: np.ndarray, labels: np.ndarray, ways: int, shots: list[int],
+    queries: int, episodes: int, seed: int,
+) -> dict[int, Episodes]:
+    """The episodes of every ``shots`` value, saved under ``<run>/episodes/`` and reused by every backbone.
+
+    Sampled once (one ``default_rng(seed)`` drawn for each shots value in order) and written
+    atomically; a later run on the same images with the same parameters loads the file, so two
+    backbones are compared on identical episodes even if the sampling code changes in between.
+    """
+    key = episode_key(indices, labels, ways, shots, queries, episodes, seed)
+    path = Path(run_dir) / "episodes" / f"{dataset}-{key[:16]}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            return {shot: Episodes(*(stored[f"{field}_{shot}"] for field in _FIELDS)) for shot in shots}
+    rng = np.random.default_rng(seed)
+    sampled = {shot: sample_episodes(labels, ways, shot, queries, episodes, rng) for shot in shots}
+    arrays = {f"{field}_{shot}": getattr(ep, field) for shot, ep in sampled.items() for field in _FIELDS}
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))
+    return sampled
+
+
+_FIELDS = ("support", "support_labels", "query", "query_labels")

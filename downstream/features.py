@@ -16,9 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from downstream.transforms import eval_transform
 from resa_core.atomic import sha256_json, torch_save_atomic
+from resa_core.data.catalog import LabelledImages
 from resa_core.data.fashion_mnist import ImageArray
 from resa_core.data.tensors import eval_inputs
 
@@ -42,9 +45,11 @@ def cache_key(backbone_sha256: str, dataset: str, role: str, config: dict) -> st
         "backbone_sha256": backbone_sha256,
         "dataset": dataset,
         "role": role,
-        "subset_size": config[f"{role}_size"],
+        "subset_size": config.get(f"{role}_size"),
         "subset_seed": config["subset_seed"],
+        "label_subset": config.get("label_subset") if role == "train" else None,
         "image_size": config["image_size"],
+        "resize_size": config.get("resize_size"),
         "normalization": config["normalization"],
     })
 
@@ -64,9 +69,24 @@ def extract_features(
     return torch.cat(chunks)
 
 
+@torch.inference_mode()
+def extract_dataset_features(
+    encoder: nn.Module, data: LabelledImages, config: dict, description: str = "features"
+) -> torch.Tensor:
+    """Frozen-encoder features of a catalog dataset read through a DataLoader (evaluation view)."""
+    encoder.eval()
+    device = next(encoder.parameters(), torch.empty(0)).device
+    data.transform = eval_transform(config["image_size"], config.get("resize_size"), config["normalization"])
+    loader = DataLoader(data, batch_size=config["batch_size"], shuffle=False, num_workers=config["num_workers"],
+                        pin_memory=device.type == "cuda")
+    chunks = [encoder(images.to(device, non_blocking=True)).float().cpu()
+              for images, _ in tqdm(loader, desc=description, unit="batch")]
+    return torch.cat(chunks)
+
+
 def cached_features(
     run_dir: str | Path, backbone_sha256: str, encoder: nn.Module, dataset: str, role: str,
-    config: dict, load_images: Callable[[], ImageArray],
+    config: dict, load_images: Callable[[], ImageArray | LabelledImages],
 ) -> FeatureSet:
     """Features of ``role`` from the cache, or extracted from ``load_images()`` and cached."""
     path = Path(run_dir) / "features" / f"{cache_key(backbone_sha256, dataset, role, config)}.pt"
@@ -78,10 +98,13 @@ def cached_features(
         except (OSError, RuntimeError, KeyError) as err:  # unreadable cache: recompute, never trust
             log.warning("features %s/%s: ignoring unreadable cache %s (%s)", dataset, role, path, err)
     data = load_images()
-    features = extract_features(
-        encoder, data.images, config["image_size"], config["normalization"], config["batch_size"],
-        description=f"{dataset}/{role} features",
-    )
+    description = f"{dataset}/{role} features"
+    if isinstance(data, LabelledImages):
+        features = extract_dataset_features(encoder, data, config, description)
+    else:
+        features = extract_features(
+            encoder, data.images, config["image_size"], config["normalization"], config["batch_size"], description
+        )
     result = FeatureSet(features, torch.as_tensor(data.labels).long(), torch.as_tensor(data.indices).long())
     torch_save_atomic(path, {"features": result.features, "labels": result.labels, "indices": result.indices})
     log.info("features %s/%s: extracted %s -> %s", dataset, role, tuple(features.shape), path)

@@ -1,8 +1,12 @@
 """Writing and reading the pretraining checkpoint (DESIGN.md contract 1, docs/contracts.md).
 
 One file, ``<output_dir>/checkpoint.pth``, replaced atomically at every save, holds both the
-transfer-ready encoders and the full ``train_state`` for exact resume. It contains tensors and
-plain containers only, so it loads with ``torch.load(..., weights_only=True)``.
+transfer-ready encoders and the full ``train_state`` for exact resume: the method's
+state_dict (online and momentum networks, BN statistics), optimizer, GradScaler, the
+momentum-schedule value, the RNG states in use (torch CPU and CUDA), and the sampler
+position (``epoch`` complete epochs plus ``position`` global batches; the learning rate and the
+momentum schedule are functions of ``global_step``). It contains tensors and plain containers
+only, so it loads with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,26 @@ def checkpoint_path(output_dir: str | Path) -> Path:
     return Path(output_dir) / CHECKPOINT_NAME
 
 
+def rng_states() -> dict:
+    states = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(train_state: dict) -> None:
+    torch.set_rng_state(train_state["torch_rng"])
+    if "cuda_rng" in train_state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(train_state["cuda_rng"])
+
+
 def save_checkpoint(path: Path, method: nn.Module, optimizer: torch.optim.Optimizer, config: dict,
-                    epoch: int, global_step: int, position: int) -> None:
-    """Save after ``global_step`` steps: ``epoch`` complete epochs plus ``position`` batches."""
+                    epoch: int, global_step: int, position: int, scaler: torch.amp.GradScaler | None = None,
+                    model_state: dict | None = None, rng: dict | None = None) -> None:
+    """Save after ``global_step`` steps: ``epoch`` complete epochs plus ``position`` batches.
+
+    ``model_state``/``rng`` override the live ones (a step-boundary snapshot taken mid-step).
+    """
     state = {
         "format_version": FORMAT_VERSION,
         "method": config["method"],
@@ -34,15 +55,19 @@ def save_checkpoint(path: Path, method: nn.Module, optimizer: torch.optim.Optimi
         "epoch": epoch,
         "global_step": global_step,
         "train_state": {
-            "model": method.state_dict(),
+            "model": model_state if model_state is not None else method.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
             "momentum": float(getattr(method, "momentum", 0.0)),
-            "torch_rng": torch.get_rng_state(),
+            **(rng if rng is not None else rng_states()),
             "sampler": {"epoch": epoch, "position": position},
         },
     }
-    for key, encoder in method.transfer_encoders().items():
-        state[key] = {name: tensor.detach().clone() for name, tensor in encoder.state_dict().items()}
+    model_state = state["train_state"]["model"]
+    for key in method.transfer_encoders():
+        prefix = f"{key}."
+        state[key] = {name[len(prefix):]: tensor.detach().cpu().clone()
+                      for name, tensor in model_state.items() if name.startswith(prefix)}
     torch_save_atomic(path, state)
 
 
@@ -59,8 +84,9 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def check_compatible(state: dict, config: dict, path: Path) -> None:
-    """Resuming from a checkpoint of another arch or method is an error, not a silent restart."""
-    for key in ("arch", "method"):
-        if state[key] != config[key]:
-            raise UserError(f"{path}: checkpoint {key} is '{state[key]}' but the config asks for "
+    """Resuming from a checkpoint of another arch, method or variant is an error, not a silent restart."""
+    saved_variant = state.get("config", {}).get("variant", "paper")
+    for key, saved in (("arch", state["arch"]), ("method", state["method"]), ("variant", saved_variant)):
+        if saved != config[key]:
+            raise UserError(f"{path}: checkpoint {key} is '{saved}' but the config asks for "
                             f"'{config[key]}'; use another output_dir")

@@ -1,7 +1,9 @@
 """The pretrain config schema: every key a config file or override may set, with defaults.
 
-Defaults are the ReSA paper's (Appendix B.2, Table 8 CIFAR rows, SGD momentum 0.9 as INTL);
-the demo and presets under ``configs/pretrain/`` change what they name.
+Defaults are the ReSA paper's (Appendix B.2 "Universal settings", Table 8 CIFAR rows, SGD
+momentum 0.9 as INTL); the presets under ``configs/pretrain/`` change what they name, one
+Table 8 row per file. ``model.head`` ``auto`` picks the heads by the arch family: BN + ReLU
+for ConvNets, no BN and GELU for ViTs (B.2).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from resa_core.errors import UserError
 
 SCHEMA: dict = {
     "method": "resa",
+    "variant": "paper",  # "official": the authors' released code (pretrain.methods.resa docstring)
     "arch": "resnet18",
     "seed": 0,
     "epochs": 200,
@@ -25,6 +28,7 @@ SCHEMA: dict = {
         "subset_seed": 0,
         "image_size": 32,
         "normalization": "fashion_mnist",
+        "num_workers": 0,  # >0 (or a file-backed dataset): DataLoader with per-sample PIL transforms
     },
     "augment": {
         "min_scale": 0.2,  # W-MSE/INTL CIFAR RandomResizedCrop scale (0.2, 1.0)
@@ -35,8 +39,12 @@ SCHEMA: dict = {
         "saturation": 0.2,
         "hue": 0.1,
         "grayscale_prob": 0.2,
-        "blur_prob": 0.0,  # no blur at 32 px (solo-learn CIFAR configs)
-        "solarization_prob": 0.0,
+        "blur_prob": 0.0,  # no blur at 32 px (solo-learn CIFAR configs); 0.5 on ImageNet (resa args.py)
+        "solarization_prob": 0.0,  # 0.2 on ImageNet (resa args.py --solarization_prob)
+        "num_small_crops": 0,  # multi-crop: N extra small crops (2x224 + N x 96)
+        "small_crop_size": 96,
+        "small_min_scale": 0.05,  # resa args.py example scales for multi-crop: (0.05, 0.25)
+        "small_max_scale": 0.25,
     },
     "model": {
         "momentum_encoder": True,
@@ -46,6 +54,9 @@ SCHEMA: dict = {
         "projector_hidden_dim": 2048,
         "projector_out_dim": 512,
         "predictor": False,
+        "head": "auto",  # auto | bn_relu (ConvNets) | gelu (ViT, BN-free)
+        "sync_bn": True,  # under DDP, for ConvNets
+        "freeze_patch_embed": True,  # ViT: MoCo v3's frozen random patch projection
     },
     "loss": {
         "temperature": 0.4,
@@ -55,12 +66,15 @@ SCHEMA: dict = {
     },
     "optim": {
         "name": "sgd",
-        "batch_size": 256,
+        "batch_size": 256,  # global batch (all ranks together)
         "base_lr": 0.3,
         "weight_decay": 1.0e-4,
         "momentum": 0.9,
+        "betas": [0.9, 0.999],  # AdamW
         "warmup_epochs": 2,
-        "min_lr_ratio": 0.1,
+        "min_lr_ratio": 0.1,  # ConvNets: cosine to 0.1 x lr (B.2)
+        "min_lr": None,  # absolute floor; overrides min_lr_ratio (ViT: 1e-4 in the authors' code)
+        "clip_grad": 0.0,  # 0: off
     },
     "run": {
         "num_threads": 0,  # 0: torch's default
@@ -68,20 +82,53 @@ SCHEMA: dict = {
         "checkpoint_every_minutes": 10.0,
         "max_steps": 0,  # >0: stop (unfinished, exit non-zero) after this many steps; for tests
         "deterministic": False,
+        "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler); Sinkhorn always in fp32
+        "channels_last": False,
+        "compile": False,
+        "dist_backend": "auto",  # auto: nccl on GPU, gloo on CPU
+        "tensorboard": True,  # when the tensorboard package is installed
+    },
+    "monitor": {
+        "every_epochs": 0,  # 0: off; else online k-NN and clustering metrics every N epochs
+        "train_size": 2000,  # k-NN memory bank: a seeded class-balanced training subset
+        "eval_size": 10000,  # held-out subset for k-NN and the clustering metrics (paper: 10k)
+        "knn_k": 20,
+        "knn_temperature": 0.07,
+        "seed": 0,
     },
 }
 
 CHOICES = {
+    ("variant",): ("paper", "official"),
     ("loss", "assignment_source"): ("encoding", "embedding"),
-    ("optim", "name"): ("sgd",),
+    ("optim", "name"): ("sgd", "adamw"),
+    ("model", "head"): ("auto", "bn_relu", "gelu"),
+    ("run", "amp"): ("none", "bf16", "fp16"),
+    ("run", "dist_backend"): ("auto", "nccl", "gloo"),
 }
+
+
+def _get(config: dict, keys: tuple[str, ...]):
+    for key in keys:
+        config = config[key]
+    return config
 
 
 def resolve(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
     config = load_config(SCHEMA, path, overrides)
-    for (section, key), allowed in CHOICES.items():
-        if config[section][key] not in allowed:
-            raise UserError(f"{section}.{key} = {config[section][key]!r}; expected one of {allowed}")
+    source = (str(path) if path else "config") + (" with overrides" if overrides else "")
+    for keys, allowed in CHOICES.items():
+        value = _get(config, keys)
+        if value not in allowed:
+            raise UserError(f"{source}: {'.'.join(keys)} = {value!r}; expected one of {allowed}")
     if config["epochs"] < 1 or config["optim"]["batch_size"] < 2:
-        raise UserError("epochs must be >= 1 and optim.batch_size >= 2")
+        raise UserError(f"{source}: epochs must be >= 1 and optim.batch_size >= 2")
+    if config["augment"]["num_small_crops"] and config["variant"] != "official":
+        raise UserError(f"{source}: augment.num_small_crops = {config['augment']['num_small_crops']} needs "
+                        "variant: official (the paper variant's Eq. 2 pairs exactly two views)")
+    if config["variant"] == "official" and not config["model"]["momentum_encoder"]:
+        raise UserError(f"{source}: variant 'official' needs model.momentum_encoder=true (the released code's "
+                        "momentum-free variant is not reproduced); use variant=paper for the Table 11 ablation")
+    if len(config["optim"]["betas"]) != 2:
+        raise UserError(f"{source}: optim.betas = {config['optim']['betas']!r}; expected two floats")
     return config

@@ -1,8 +1,12 @@
-"""The pretraining loop: data order, views, optimisation, logging, checkpoints and resume.
+"""The pretraining loop: data, model, DDP, AMP, optimisation, logging, monitoring, checkpoints.
 
 The sample order of epoch e is a permutation seeded by ``(seed, e)`` and each view's
-randomness by ``(seed, e, sample index, view)`` (pretrain.data.views), so a run resumed from
-any saved step boundary replays exactly the batches the uninterrupted run would have seen.
+randomness by ``(seed, e, sample index, view)`` (pretrain.data), so a run resumed from any
+saved step boundary replays exactly the batches the uninterrupted run would have seen, with
+any number of data-loader workers. A step is forward/backward (the state the checkpoint
+holds is untouched but for BN statistics, snapshotted at the step start) followed by a
+*commit* (optimizer, scaler, EMA, counters) during which the stop signals are blocked, so a
+pre-emption always saves a step boundary (pretrain.preemption).
 """
 
 from __future__ import annotations
@@ -10,25 +14,37 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from pretrain.checkpoint import check_compatible, checkpoint_path, load_checkpoint, save_checkpoint
-from pretrain.data.datasets import load_train_set
-from pretrain.data.views import ViewParams, augment_batch, weak_view
+from pretrain import distributed, preemption
+from pretrain.checkpoint import (
+    check_compatible,
+    checkpoint_path,
+    load_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from pretrain.data.datasets import IN_MEMORY, load_train_set, open_split
+from pretrain.data.loader import InMemoryBatches, LoaderBatches
+from pretrain.data.views import view_list
 from pretrain.methods import build_method
-from pretrain.models import build_backbone
-from pretrain.schedules import lr_at, peak_lr
-from resa_core.data.tensors import normalize, to_float_rgb
+from pretrain.models import arch_spec, build_backbone
+from pretrain.optim import build_optimizer, schedule
+from pretrain.vit_init import mocov3_init
 from resa_core.errors import UserError
 
 log = logging.getLogger("pretrain")
 
 EXIT_UNFINISHED = 3
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLoss(UserError):
@@ -36,127 +52,264 @@ class NonFiniteLoss(UserError):
 
 
 class Unfinished(Exception):
-    """Training stopped before its last epoch (step limit); the process must exit non-zero."""
+    """Training stopped before its last epoch (step limit, signal); the process must exit non-zero."""
 
 
-def _setup_logging(output_dir: Path) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(output_dir / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.handlers = [handler, logging.StreamHandler()]
-    log.setLevel(logging.INFO)
+def _setup_logging(output_dir: Path, is_main: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(output_dir / "train.log")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(file_handler)
+    log.handlers = handlers
+    log.setLevel(logging.INFO if is_main else logging.WARNING)
     log.propagate = False
 
 
-def _views(config: dict) -> tuple[ViewParams, ViewParams]:
-    aug, size = config["augment"], config["data"]["image_size"]
-    standard = ViewParams(crop_size=size, **aug)
-    return weak_view(size, aug["min_scale"], aug["max_scale"]), standard
+@contextmanager
+def _signals_blocked():
+    """Hold SIGUSR2/SIGTERM until the commit is done (delivered right after)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, preemption.STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, preemption.STOP_SIGNALS)
 
 
-def _build(config: dict) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def build_model(config: dict, device: torch.device) -> torch.nn.Module:
+    """The method with its encoder, seeded; MoCo v3 init for ViTs; sync BN under DDP for ConvNets."""
     torch.manual_seed(config["seed"])
-    method = build_method(config["method"], config, build_backbone(config["arch"]))
-    optim_cfg = config["optim"]
-    optimizer = torch.optim.SGD(
-        (p for p in method.parameters() if p.requires_grad),
-        lr=peak_lr(optim_cfg["base_lr"], optim_cfg["batch_size"]),
-        momentum=optim_cfg["momentum"],
-        weight_decay=optim_cfg["weight_decay"],
-    )
-    return method, optimizer
+    encoder = build_backbone(config["arch"])
+    if arch_spec(config["arch"]).family == "vit":
+        mocov3_init(encoder, config["model"]["freeze_patch_embed"])
+    method = build_method(config["method"], config, encoder)
+    if config["model"]["sync_bn"]:
+        method = distributed.convert_sync_batchnorm(method, device)
+    method = method.to(device)
+    if config["run"]["channels_last"]:
+        method = method.to(memory_format=torch.channels_last)
+    if config["run"]["compile"]:
+        for name in ("encoder", "momentum_encoder"):
+            if hasattr(method, name):
+                getattr(method, name).compile()
+    return method
+
+
+class Trainer:
+    """One pretraining run; :meth:`run` trains to the end or raises :class:`Unfinished`."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        run_cfg, optim_cfg = config["run"], config["optim"]
+        self.output_dir = Path(config["output_dir"])
+        if run_cfg["num_threads"]:
+            torch.set_num_threads(run_cfg["num_threads"])
+        if run_cfg["deterministic"]:
+            torch.use_deterministic_algorithms(True)
+        self.info, self.device = distributed.init(run_cfg["dist_backend"])
+        _setup_logging(self.output_dir, self.info.is_main)
+        world = self.info.world_size
+        self.global_batch = optim_cfg["batch_size"]
+        if self.global_batch % world:
+            raise UserError(f"optim.batch_size {self.global_batch} is not divisible by the {world} ranks")
+        self.source = self._data_source(world)
+        self.steps_per_epoch = len(self.source) // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise UserError(f"optim.batch_size {self.global_batch} exceeds the {len(self.source)} training images")
+        self.total_steps = config["epochs"] * self.steps_per_epoch
+        self.lr_at = schedule(optim_cfg, self.steps_per_epoch, config["epochs"])
+        self.method = build_model(config, self.device)
+        self.optimizer = build_optimizer([p for p in self.method.parameters() if p.requires_grad], optim_cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=run_cfg["amp"] == "fp16")
+        self.model = self.method
+        if world > 1:
+            self.model = DistributedDataParallel(self.method, device_ids=[self.device] if self.device.type == "cuda"
+                                                 else None, broadcast_buffers=False)
+        self.ckpt = checkpoint_path(self.output_dir)
+        self.epoch, self.position, self.step = 0, 0, 0
+        self.in_step, self.boundary = False, None
+        self._resume()
+
+    def _data_source(self, world: int):
+        config, data_cfg = self.config, self.config["data"]
+        views = view_list(config)
+        args = (views, config["seed"], data_cfg["normalization"], self.global_batch)
+        if data_cfg["name"] in IN_MEMORY and data_cfg["num_workers"] == 0:
+            return InMemoryBatches(load_train_set(data_cfg), *args, rank=self.info.rank, world=world)
+        return LoaderBatches(open_split(data_cfg, "train"), *args, num_workers=data_cfg["num_workers"],
+                             rank=self.info.rank, world=world, pin_memory=self.device.type == "cuda")
+
+    def _resume(self) -> None:
+        if not self.ckpt.exists():
+            return
+        state = load_checkpoint(self.ckpt)
+        check_compatible(state, self.config, self.ckpt)
+        train_state = state["train_state"]
+        self.method.load_state_dict(train_state["model"])
+        self.optimizer.load_state_dict(train_state["optimizer"])
+        if train_state.get("scaler"):
+            self.scaler.load_state_dict(train_state["scaler"])
+        self.method.momentum = train_state["momentum"]
+        set_rng_states(train_state)
+        self.epoch, self.position = train_state["sampler"]["epoch"], train_state["sampler"]["position"]
+        self.step = state["global_step"]
+        log.info("resumed from %s at epoch %d, batch %d (step %d)", self.ckpt, self.epoch, self.position, self.step)
+
+    # --- saving -----------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Save the current (step-boundary) state; rank 0 only."""
+        if self.info.is_main:
+            save_checkpoint(self.ckpt, self.method, self.optimizer, self.config, self.epoch, self.step,
+                            self.position, self.scaler)
+
+    def save_last_boundary(self) -> None:
+        """Save the last step boundary even when called mid-step (from a signal handler)."""
+        if not self.in_step or self.boundary is None:
+            self.save()
+            return
+        if self.info.is_main:
+            model_state = self.method.state_dict()
+            model_state.update(self.boundary["buffers"])
+            save_checkpoint(self.ckpt, self.method, self.optimizer, self.config, self.epoch, self.step,
+                            self.position, self.scaler, model_state=model_state, rng=self.boundary["rng"])
+
+    def _snapshot_boundary(self) -> None:
+        self.boundary = {"buffers": {name: b.detach().clone() for name, b in self.method.state_dict().items()
+                                     if name.endswith(("running_mean", "running_var", "num_batches_tracked"))},
+                         "rng": rng_states()}
+
+    # --- training ---------------------------------------------------------------------------------
+
+    def _agree(self, *flags: bool) -> list[bool]:
+        """Flags OR-ed over ranks (one tiny all_reduce per step under DDP)."""
+        values = torch.tensor([float(f) for f in flags], device=self.device)
+        if self.info.world_size > 1:
+            torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
+        return [bool(v) for v in values.tolist()]
+
+    def _train_step(self, views: list[torch.Tensor]) -> tuple[float, float, dict]:
+        run_cfg = self.config["run"]
+        memory_format = torch.channels_last if run_cfg["channels_last"] else torch.contiguous_format
+        views = [v.to(self.device, non_blocking=True, memory_format=memory_format) for v in views]
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self._snapshot_boundary()
+        self.in_step = True
+        amp = run_cfg["amp"]
+        autocast = torch.autocast(self.device.type, dtype=AMP_DTYPES[amp]) if amp != "none" else nullcontext()
+        with autocast:
+            loss, logs = self.model(*views)
+        loss_value = loss.item()
+        non_finite, stop = self._agree(not math.isfinite(loss_value), preemption.stop_reason() is not None)
+        if non_finite:
+            self.in_step = False
+            raise NonFiniteLoss(f"non-finite loss ({loss_value}) at step {self.step} (epoch {self.epoch}); "
+                                f"last good checkpoint kept at {self.ckpt}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config["optim"]["clip_grad"] > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config["optim"]["clip_grad"])
+        with _signals_blocked():
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            logs.update(self.method.after_step((self.step + 1) / self.total_steps))
+            self.step, self.position = self.step + 1, self.position + 1
+            self.in_step = False
+        if stop:
+            preemption.request_stop(preemption.stop_reason() or "signal on another rank")
+        return loss_value, lr, logs
+
+    def run(self) -> Path:
+        config, run_cfg = self.config, self.config["run"]
+        if self.epoch >= config["epochs"]:
+            log.info("already complete: %d/%d epochs in %s", self.epoch, config["epochs"], self.ckpt)
+            return self.ckpt
+        log.info("pretraining %s (%s variant)/%s on %d images, %d rank(s): %d epochs x %d steps, batch %d, "
+                 "peak lr %.4g", config["method"], config["variant"], config["arch"], len(self.source),
+                 self.info.world_size, config["epochs"], self.steps_per_epoch, self.global_batch, self.lr_at(
+                     config["optim"]["warmup_epochs"] * self.steps_per_epoch))
+        monitor = self._monitor()
+        writer = self._tensorboard()
+        metrics_file = (self.output_dir / "metrics.jsonl").open("a") if self.info.is_main else None
+        last_save = time.monotonic()
+        self.method.train()
+        progress = tqdm(total=self.total_steps, initial=self.step, desc=f"pretrain {config['method']}",
+                        mininterval=5, disable=not self.info.is_main)
+
+        def write(record: dict) -> None:
+            if metrics_file is not None:
+                metrics_file.write(json.dumps(record) + "\n")
+                metrics_file.flush()
+            if writer is not None:
+                for key, value in record.items():
+                    if key not in ("epoch", "step"):
+                        writer.add_scalar(key, value, record["step"])
+
+        try:
+            while self.epoch < config["epochs"]:
+                epoch_loss, epoch_batches = 0.0, 0
+                for views in self.source.epoch(self.epoch, self.position):
+                    loss, lr, logs = self._train_step(views)
+                    epoch_loss, epoch_batches = epoch_loss + loss, epoch_batches + 1
+                    progress.update(1)
+                    if self.step % run_cfg["log_every_steps"] == 0:
+                        write({"epoch": self.epoch, "step": self.step, "loss": loss, "lr": lr, **logs})
+                        progress.set_postfix(loss=f"{loss:.4f}")
+                    reason = preemption.stop_reason()
+                    at_limit = run_cfg["max_steps"] and self.step >= run_cfg["max_steps"]
+                    if at_limit or reason or time.monotonic() - last_save > 60 * run_cfg["checkpoint_every_minutes"]:
+                        self.save()
+                        last_save = time.monotonic()
+                    if reason:
+                        raise Unfinished(f"stopped by {reason} at step {self.step}; checkpoint saved, "
+                                         "resume with the same command")
+                    if at_limit:
+                        raise Unfinished(f"stopped at step {self.step} (run.max_steps); resume with the same command")
+                self.epoch, self.position = self.epoch + 1, 0
+                self.save()
+                last_save = time.monotonic()
+                record = {"epoch": self.epoch, "step": self.step, "epoch_loss": epoch_loss / max(1, epoch_batches)}
+                if monitor is not None and self.epoch % config["monitor"]["every_epochs"] == 0:
+                    record.update(monitor(self.method, self.device))
+                log.info("epoch %d/%d done: %s", self.epoch, config["epochs"],
+                         ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step")))
+                write(record)
+        finally:
+            progress.close()
+            if metrics_file is not None:
+                metrics_file.close()
+            if writer is not None:
+                writer.close()
+        return self.ckpt
+
+    def _monitor(self):
+        if not self.config["monitor"]["every_epochs"] or not self.info.is_main:
+            return None
+        from pretrain.monitor import Monitor
+
+        return Monitor(self.config)
+
+    def _tensorboard(self):
+        if not self.config["run"]["tensorboard"] or not self.info.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return SummaryWriter(str(self.output_dir / "tensorboard"))
 
 
 def train(config: dict) -> Path:
     """Run (or resume) pretraining; returns the checkpoint path once every epoch is done."""
-    output_dir = Path(config["output_dir"])
-    _setup_logging(output_dir)
-    run_cfg, optim_cfg, seed = config["run"], config["optim"], config["seed"]
-    if run_cfg["num_threads"]:
-        torch.set_num_threads(run_cfg["num_threads"])
-    if run_cfg["deterministic"]:
-        torch.use_deterministic_algorithms(True)
-
-    data = load_train_set(config["data"])
-    batch_size = optim_cfg["batch_size"]
-    steps_per_epoch = len(data.labels) // batch_size
-    if steps_per_epoch == 0:
-        raise UserError(f"optim.batch_size {batch_size} exceeds the {len(data.labels)} training images")
-    total_steps = config["epochs"] * steps_per_epoch
-    peak = peak_lr(optim_cfg["base_lr"], batch_size)
-    warmup_steps = optim_cfg["warmup_epochs"] * steps_per_epoch
-    weak_params, standard_params = _views(config)
-    stats = config["data"]["normalization"]
-
-    method, optimizer = _build(config)
-    ckpt = checkpoint_path(output_dir)
-    epoch, position, step = 0, 0, 0
-    if ckpt.exists():
-        state = load_checkpoint(ckpt)
-        check_compatible(state, config, ckpt)
-        train_state = state["train_state"]
-        method.load_state_dict(train_state["model"])
-        optimizer.load_state_dict(train_state["optimizer"])
-        method.momentum = train_state["momentum"]
-        torch.set_rng_state(train_state["torch_rng"])
-        epoch, position = train_state["sampler"]["epoch"], train_state["sampler"]["position"]
-        step = state["global_step"]
-        log.info("resumed from %s at epoch %d, batch %d (step %d)", ckpt, epoch, position, step)
-    if epoch >= config["epochs"]:
-        log.info("already complete: %d/%d epochs in %s", epoch, config["epochs"], ckpt)
-        return ckpt
-
-    log.info("pretraining %s/%s on %d images: %d epochs x %d steps, batch %d, peak lr %.4g",
-             config["method"], config["arch"], len(data.labels), config["epochs"], steps_per_epoch,
-             batch_size, peak)
-    metrics_file = (output_dir / "metrics.jsonl").open("a")
-    last_save = time.monotonic()
-    method.train()
-    progress = tqdm(total=total_steps, initial=step, desc=f"pretrain {config['method']}", mininterval=5)
+    previous = preemption.install_handlers()
     try:
-        while epoch < config["epochs"]:
-            order = np.random.default_rng((seed, epoch)).permutation(len(data.labels))
-            epoch_loss, epoch_batches = 0.0, 0
-            while position < steps_per_epoch:
-                batch = order[position * batch_size:(position + 1) * batch_size]
-                images = to_float_rgb(data.images[batch])
-                weak = normalize(augment_batch(images, data.indices[batch], weak_params, seed, epoch, 0), stats)
-                standard = normalize(
-                    augment_batch(images, data.indices[batch], standard_params, seed, epoch, 1), stats)
-                lr = lr_at(step, total_steps, warmup_steps, peak, peak * optim_cfg["min_lr_ratio"])
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss, logs = method(weak, standard)
-                if not math.isfinite(loss.item()):
-                    raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {step} (epoch {epoch}); "
-                                        f"last good checkpoint kept at {ckpt}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                logs.update(method.after_step((step + 1) / total_steps))
-                step, position = step + 1, position + 1
-                epoch_loss, epoch_batches = epoch_loss + loss.item(), epoch_batches + 1
-                progress.update(1)
-                if step % run_cfg["log_every_steps"] == 0:
-                    record = {"epoch": epoch, "step": step, "loss": loss.item(), "lr": lr, **logs}
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
-                    progress.set_postfix(loss=f"{loss.item():.4f}")
-                at_limit = run_cfg["max_steps"] and step >= run_cfg["max_steps"]
-                if at_limit or time.monotonic() - last_save > 60 * run_cfg["checkpoint_every_minutes"]:
-                    save_checkpoint(ckpt, method, optimizer, config, epoch, step, position)
-                    last_save = time.monotonic()
-                if at_limit:
-                    raise Unfinished(f"stopped at step {step} (run.max_steps); resume with the same command")
-            epoch, position = epoch + 1, 0
-            save_checkpoint(ckpt, method, optimizer, config, epoch, step, position)
-            last_save = time.monotonic()
-            log.info("epoch %d/%d done: mean loss %.4f", epoch, config["epochs"],
-                     epoch_loss / max(1, epoch_batches))
-            metrics_file.write(json.dumps({"epoch": epoch, "step": step,
-                                           "epoch_loss": epoch_loss / max(1, epoch_batches)}) + "\n")
-            metrics_file.flush()
+        trainer = Trainer(config)
+        preemption.set_active_trainer(trainer)
+        return trainer.run()
     finally:
-        progress.close()
-        metrics_file.close()
-    return ckpt
+        preemption.set_active_trainer(None)
+        preemption.restore_handlers(previous)

@@ -63,3 +63,35 @@ def resa_loss(
     loss_12 = symmetric_cross_entropy(cosine_similarity_matrix(z1, z2_target) / temperature, assign)
     loss_21 = symmetric_cross_entropy(cosine_similarity_matrix(z2, z1_target) / temperature, assign)
     return (loss_12 + loss_21) / 2
+
+
+@torch.no_grad()
+def sinkhorn_distributed(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) -> torch.Tensor:
+    """Sinkhorn over a rank-sharded ``(B_local, B_global)`` score matrix; rows sum to 1.
+
+    The authors' released ``sinkhorn_knopp`` (winci-ai/resa ``method/base.py``, SwAV's
+    distributed version): the global-batch columns play SwAV's prototypes; the total and the
+    per-column sums over samples are all-reduced across ranks, the per-sample normalisation is
+    local. Runs in fp32; the all-reduced max is subtracted before ``exp`` (cancelled exactly by
+    the normalisations). With one rank and a square matrix it equals :func:`sinkhorn`.
+    """
+    from pretrain.distributed import all_reduce_sum, world_size
+
+    scores = scores.float()
+    peak = scores.max().clone()
+    if world_size() > 1:
+        torch.distributed.all_reduce(peak, op=torch.distributed.ReduceOp.MAX)
+    q = torch.exp((scores - peak) / eps).T  # (B_global "prototypes", B_local samples)
+    n_targets, n_samples = q.shape[0], q.shape[1] * world_size()
+    q /= all_reduce_sum(q.sum())
+    for _ in range(n_iters):
+        q /= all_reduce_sum(q.sum(dim=1, keepdim=True))
+        q /= n_targets
+        q /= q.sum(dim=0, keepdim=True)
+        q /= n_samples
+    return (q * n_samples).T
+
+
+def row_cross_entropy(logits: torch.Tensor, assign: torch.Tensor) -> torch.Tensor:
+    """The released code's ``cross_entropy``: ``-mean_i sum_j A_ij log softmax(S)_ij`` (rows only)."""
+    return -torch.sum(assign * F.log_softmax(logits, dim=1), dim=1).mean()

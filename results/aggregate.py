@@ -10,9 +10,13 @@ Choices, stated once here and in every rendered table:
   and ``not measured`` when ok records exist but none holds the metric. Seeds that failed
   beside ok seeds are excluded from the mean and named in the reason.
 - Every row x column of the layout is present, whatever the records hold.
+- Where the layout names published numbers, each cell carries ``published`` (the paper's number,
+  empty where the paper has none) and ``delta`` = mean - published (empty unless both exist).
 """
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
@@ -20,19 +24,32 @@ from results.layout import Column, Layout
 
 CELL_COLUMNS = [
     "row", "column", "task", "dataset", "metric", "status", "n", "mean", "std", "ci95", "seeds",
-    "reason", "backbone_sha256", "code_version", "config_hash",
+    "reason", "published", "delta", "backbone_sha256", "code_version", "config_hash",
 ]
 
 
 def aggregate_cells(records: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """One row per layout cell, in row-major layout order, with columns :data:`CELL_COLUMNS`."""
-    cells = [_cell(records, row, column) for row in layout.rows for column in layout.columns]
+    cells = [_compared(_cell(records, row, column), layout, row, column)
+             for row in layout.rows for column in layout.columns]
     return pd.DataFrame(cells, columns=CELL_COLUMNS)
+
+
+def _compared(cell: dict, layout: Layout, row: str, column: Column) -> dict:
+    published = None
+    if layout.published is not None and column.published is not None:
+        published = layout.published.value(layout.published_row(row), column.published)
+    both = published is not None and cell["mean"] is not None
+    return {**cell, "published": published, "delta": cell["mean"] - published if both else None}
 
 
 def _cell(records: pd.DataFrame, row: str, column: Column) -> dict:
     runs = records[(records["backbone"] == row) & (records["task"] == column.task)
                    & (records["dataset"] == column.dataset)]
+    if column.pretrain_epochs is not None:
+        runs = runs[runs["pretrain_epochs"] == column.pretrain_epochs]
+    if column.config and not runs.empty:
+        runs = runs[runs["config"].map(lambda text: _has_config(json.loads(text), column.config))]
     failed = runs[runs["status"] == "failed"].drop_duplicates("path")
     values = runs[(runs["status"] == "ok") & (runs["metric"] == column.metric)]
     cell = {"row": row, "column": column.label, "task": column.task, "dataset": column.dataset,
@@ -50,6 +67,10 @@ def _cell(records: pd.DataFrame, row: str, column: Column) -> dict:
         return {**cell, "status": "not measured", "reason": reason, **_provenance(runs)}
     reason = f"no {column.task} record for {row} on {column.dataset}"
     return {**cell, "status": "not run", "reason": reason, **_provenance(runs)}
+
+
+def _has_config(config: dict, wanted: tuple) -> bool:
+    return all(config.get(key) == value for key, value in wanted)
 
 
 def _summary(runs: pd.DataFrame, values: pd.DataFrame, column: Column) -> dict:

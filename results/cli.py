@@ -2,10 +2,12 @@
 
     python -m results table --run-dir RUN [--layout demo|PATH.yaml] [--out DIR]
     python -m results plot-knn --run-dir RUN [--out FILE.png]
+    python -m results plot-curves METRICS.jsonl [METRICS.jsonl ...] --out FILE.png
 
-``table`` prints the Markdown table and writes ``<out>/<layout>.md``, ``<out>/<layout>.csv``
-and, when k-NN records exist, ``<out>/knn_top1_vs_k.png`` (``--out`` defaults to
+``table`` prints the Markdown table and writes ``<out>/<layout>.md``, ``<out>/<layout>.csv``,
+``<out>/<layout>.tex`` and, when k-NN records exist, ``<out>/knn_top1_vs_k.png`` (``--out`` defaults to
 ``<run>/tables``). ``plot-knn`` writes only the plot (default ``<run>/tables/knn_top1_vs_k.png``).
+``plot-curves`` plots pretraining logs: loss, online k-NN and clustering metrics over training.
 Bad input ends with one ``error: ...`` line and exit status 2 (see :func:`resa_core.errors.run_cli`).
 """
 
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from results.curves import plot_training_curves
 from results.knn_plot import plot_knn_top1_vs_k
 from results.records import load_records
 from results.table import KNN_PLOT_NAME, build_table
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot-knn", help="plot k-NN top-1 accuracy against k")
     plot.add_argument("--run-dir", required=True, type=Path, help="run directory holding records/")
     plot.add_argument("--out", type=Path, help=f"output PNG (default: RUN/tables/{KNN_PLOT_NAME})")
+    curves = commands.add_parser("plot-curves", help="plot training curves from pretraining metrics.jsonl files")
+    curves.add_argument("logs", nargs="+", type=Path, help="metrics.jsonl files (label: their directory name)")
+    curves.add_argument("--out", type=Path, required=True, help="output PNG")
     return parser
 
 
@@ -41,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(output.markdown, end="")
         for path in output.written:
             print(f"wrote {path}", file=sys.stderr)
+    elif args.command == "plot-curves":
+        print(f"wrote {plot_training_curves(args.logs, args.out)}", file=sys.stderr)
     else:
         out = args.out if args.out is not None else args.run_dir / "tables" / KNN_PLOT_NAME
         print(f"wrote {plot_knn_top1_vs_k(load_records(args.run_dir), out)}", file=sys.stderr)

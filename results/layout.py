@@ -9,9 +9,24 @@ A layout is a mapping with exactly these keys::
       - {label: "5-way 1-shot", task: fewshot, dataset: fashion_mnist,
          metric: acc_5way1shot, ci_metric: ci95_5way1shot}   # ci_metric is optional
 
+A paper's table also names its published numbers (:mod:`results.published`); every row of
+that file becomes a row of the table, in the paper's order, and each column is compared with
+the published column of the same label (or the one its ``published`` key names)::
+
+    title: "ReSA Table 1 ..."
+    published: resa_table1.csv
+    rows: [{name: resa, published: ReSA}]       # backbone name -> the paper's row label
+    columns:
+      - {label: "CIFAR-10 linear", task: linear, dataset: cifar10, metric: top1}
+      - {label: "1% top-1", task: linear, dataset: imagenet, metric: top1,
+         config: {label_subset: 1percent}}     # only records whose task config has these values
+      - {label: "100 ep", task: linear, dataset: imagenet, metric: top1,
+         pretrain_epochs: 100}                 # only backbones pretrained this many epochs
+
 Shipped layouts live in ``results/tables/<name>.yaml`` and are named by ``<name>``; any other
-YAML file is named by its path. Validation is strict: an unknown or missing key, a wrong type
-or a metric outside the documented vocabulary is a :class:`UserError` naming the file and key.
+YAML file is named by its path. Validation is strict: an unknown or missing key, a wrong type,
+a metric outside the documented vocabulary or a published column/row that the file lacks is a
+:class:`UserError` naming the file and key.
 """
 
 from __future__ import annotations
@@ -21,12 +36,15 @@ from pathlib import Path
 
 from resa_core.config import read_yaml
 from resa_core.errors import UserError
+from results.published import Published, read_published
 from results.vocabulary import METRIC_PATTERNS, is_known_metric
 
 SHIPPED_LAYOUTS_DIR = Path(__file__).parent / "tables"
 LAYOUT_KEYS = {"title", "rows", "columns"}
+OPTIONAL_LAYOUT_KEYS = {"published"}
 COLUMN_KEYS = {"label", "task", "dataset", "metric"}
-OPTIONAL_COLUMN_KEYS = {"ci_metric"}
+OPTIONAL_COLUMN_KEYS = {"ci_metric", "published", "config", "pretrain_epochs"}
+ROW_KEYS = {"name", "published"}
 
 
 @dataclass(frozen=True)
@@ -36,14 +54,22 @@ class Column:
     dataset: str
     metric: str
     ci_metric: str | None = None
+    published: str | None = None  # the published column compared with this one
+    config: tuple[tuple[str, object], ...] = ()  # task-config values a record must have
+    pretrain_epochs: int | None = None  # only backbones pretrained this many epochs (record backbone field)
 
 
 @dataclass(frozen=True)
 class Layout:
     name: str
     title: str
-    rows: tuple[str, ...]
+    rows: tuple[str, ...]  # backbone names (record field backbone.name)
     columns: tuple[Column, ...]
+    published: Published | None = None
+    row_labels: tuple[tuple[str, str], ...] = ()  # backbone name -> published row label, where they differ
+
+    def published_row(self, row: str) -> str:
+        return dict(self.row_labels).get(row, row)
 
     @property
     def datasets(self) -> list[str]:
@@ -66,27 +92,66 @@ def load_layout(name_or_path: str) -> Layout:
     """Read and strictly validate a layout, by shipped name or by path."""
     path = resolve_layout_path(name_or_path)
     data = read_yaml(path)
-    _check_keys(data, LAYOUT_KEYS, set(), f"{path}")
+    _check_keys(data, LAYOUT_KEYS, OPTIONAL_LAYOUT_KEYS, f"{path}")
     title = _string(data["title"], f"{path}: 'title'")
+    published = read_published(_string(data["published"], f"{path}: 'published'")) if "published" in data else None
     rows = data["rows"]
-    if not isinstance(rows, list) or not rows:
+    if not isinstance(rows, list) or (not rows and published is None):
         raise UserError(f"{path}: 'rows' must be a non-empty list of backbone names")
-    rows = tuple(_string(row, f"{path}: rows[{i}]") for i, row in enumerate(rows))
-    _check_unique(rows, f"{path}: 'rows'")
+    named = [_row(entry, f"{path}: rows[{i}]") for i, entry in enumerate(rows)]
+    if published is not None:
+        named = _with_published_rows(named, published, path)
+    _check_unique([name for name, _ in named], f"{path}: 'rows'")
     columns = data["columns"]
     if not isinstance(columns, list) or not columns:
         raise UserError(f"{path}: 'columns' must be a non-empty list of column mappings")
-    columns = tuple(_column(entry, f"{path}: columns[{i}]") for i, entry in enumerate(columns))
+    columns = tuple(_column(entry, f"{path}: columns[{i}]", published) for i, entry in enumerate(columns))
     _check_unique([column.label for column in columns], f"{path}: column labels")
-    return Layout(name=path.stem, title=title, rows=rows, columns=columns)
+    return Layout(name=path.stem, title=title, rows=tuple(name for name, _ in named), columns=columns,
+                  published=published, row_labels=tuple((n, label) for n, label in named if n != label))
 
 
-def _column(entry: object, where: str) -> Column:
+def _row(entry: object, where: str) -> tuple[str, str]:
+    """``resa`` or ``{name: resa, published: ReSA}`` -> (backbone name, published row label)."""
+    if isinstance(entry, dict):
+        _check_keys(entry, {"name"}, ROW_KEYS - {"name"}, where)
+        name = _string(entry["name"], f"{where}.name")
+        return name, _string(entry.get("published", name), f"{where}.published")
+    name = _string(entry, where)
+    return name, name
+
+
+def _with_published_rows(named: list[tuple[str, str]], published: Published, path: Path) -> list[tuple[str, str]]:
+    """Every published row in the paper's order (under its backbone name where mapped), then our extra rows."""
+    by_label = {label: name for name, label in named}
+    for name, label in named:
+        if label != name and label not in published.table.index:
+            raise UserError(f"{path}: row '{name}' maps to '{label}', which {published.name} does not have "
+                            f"(rows: {', '.join(published.table.index)})")
+    rows = [(by_label.get(label, label), label) for label in published.table.index]
+    return rows + [(name, label) for name, label in named if label not in published.table.index]
+
+
+def _column(entry: object, where: str, published: Published | None) -> Column:
     if not isinstance(entry, dict):
         raise UserError(f"{where}: expected a mapping with keys {', '.join(sorted(COLUMN_KEYS))}")
     _check_keys(entry, COLUMN_KEYS, OPTIONAL_COLUMN_KEYS, where)
-    fields = {key: _string(value, f"{where}.{key}") for key, value in entry.items()}
-    column = Column(**fields)
+    fields = {key: _string(value, f"{where}.{key}") for key, value in entry.items()
+              if key not in ("config", "pretrain_epochs")}
+    epochs = entry.get("pretrain_epochs")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0):
+        raise UserError(f"{where}.pretrain_epochs: expected a positive integer, got {epochs!r}")
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        raise UserError(f"{where}.config: expected a mapping of task-config key -> value, got {config!r}")
+    if published is not None:
+        fields.setdefault("published", fields["label"])
+        if fields["published"] not in published.table.columns:
+            raise UserError(f"{where}.published: {published.name} has no column '{fields['published']}' "
+                            f"(columns: {', '.join(published.table.columns)})")
+    elif "published" in fields:
+        raise UserError(f"{where}.published: the layout names no 'published' file")
+    column = Column(**fields, config=tuple(sorted(config.items())), pretrain_epochs=epochs)
     if column.task not in METRIC_PATTERNS:
         raise UserError(f"{where}.task: unknown task '{column.task}' (known: {', '.join(METRIC_PATTERNS)})")
     for key in ("metric", "ci_metric"):

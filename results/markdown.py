@@ -3,6 +3,9 @@
 Above the table: the title and a caption with the dataset(s), the seeds, the code version(s)
 and how cells were summarised. Below it: numbered footnotes giving the reason of every "–"
 cell (not run / failed with its error / not measured) and of failed seeds left out of a mean.
+A column compared with a paper is followed by the published number ("paper") and the difference
+("Δ" = ours - paper); rows are labelled by the paper's name, with our backbone name in brackets
+where it differs.
 """
 
 from __future__ import annotations
@@ -21,22 +24,49 @@ SUMMARY_NOTE = (
 
 def render_markdown(cells: pd.DataFrame, layout: Layout, unshown_backbones: list[str]) -> str:
     """The whole Markdown document for one layout: title, caption, table, footnotes."""
-    footnotes: list[str] = []
-    full_n = int(cells["n"].max())
-    header = ["backbone", *(column.label for column in layout.columns)]
-    lines = [f"## {layout.title}", "", _caption(cells, layout, unshown_backbones), "",
-             _table_line(header), _table_line(["---", *["---:"] * len(layout.columns)])]
-    for row in layout.rows:
-        row_cells = cells[cells["row"] == row]
-        texts = [_cell_text(cell, full_n, footnotes) for cell in row_cells.itertuples(index=False)]
-        lines.append(_table_line([row, *texts]))
+    header, rows, footnotes = table_texts(cells, layout)
+    lines = [f"## {layout.title}", "", caption(cells, layout, unshown_backbones), "",
+             _table_line(header), _table_line(["---", *["---:"] * (len(header) - 1)])]
+    lines += [_table_line(row) for row in rows]
     if footnotes:
         lines.append("")
         lines.extend(f"[{number}] {note}" for number, note in enumerate(footnotes, start=1))
     return "\n".join(lines) + "\n"
 
 
-def _caption(cells: pd.DataFrame, layout: Layout, unshown_backbones: list[str]) -> str:
+def table_texts(cells: pd.DataFrame, layout: Layout) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, body rows (label first) and numbered footnotes as plain text, for any output format."""
+    footnotes: list[str] = []
+    full_n = int(cells["n"].max())
+    header = ["backbone"]
+    for column in layout.columns:
+        header += [column.label, "paper", "Δ"] if column.published else [column.label]
+    rows = []
+    for row in layout.rows:
+        row_cells = cells[cells["row"] == row]
+        texts: list[str] = []
+        for column, cell in zip(layout.columns, row_cells.itertuples(index=False), strict=True):
+            texts.append(_cell_text(cell, full_n, footnotes))
+            if column.published:
+                texts += _comparison_texts(cell, footnotes)
+        rows.append([row_label(layout, row), *texts])
+    return header, rows, footnotes
+
+
+def row_label(layout: Layout, row: str) -> str:
+    """The paper's row label, with our backbone name in brackets where the two differ."""
+    label = layout.published_row(row)
+    return label if label == row else f"{label} [{row}]"
+
+
+def _comparison_texts(cell, footnotes: list[str]) -> list[str]:
+    if pd.isna(cell.published):
+        return [f"{MISSING} {_footnote('not reported in the paper', footnotes)}", MISSING]
+    delta = f"{cell.delta:+.2f}" if pd.notna(cell.delta) else MISSING
+    return [f"{cell.published:.2f}", delta]
+
+
+def caption(cells: pd.DataFrame, layout: Layout, unshown_backbones: list[str]) -> str:
     measured = cells[cells["status"] == "ok"]
     seeds = _split_unique(measured["seeds"], key=int)
     versions = _split_unique(cells["code_version"])
@@ -46,6 +76,9 @@ def _caption(cells: pd.DataFrame, layout: Layout, unshown_backbones: list[str]) 
         f"code version: {', '.join(versions) or 'none'}",
     ]
     caption = " · ".join(parts) + ". " + SUMMARY_NOTE
+    if layout.published is not None:
+        caption += (f" Published numbers: {layout.published.caption} ({layout.published.source}); "
+                    "Δ = ours - paper.")
     if unshown_backbones:
         caption += f" Records of backbones not in this layout (not shown): {', '.join(unshown_backbones)}."
     return caption

@@ -18,7 +18,7 @@ from resa_core.errors import UserError
 
 RECORD_COLUMNS = [
     "task", "dataset", "backbone", "method", "arch", "backbone_sha256", "seed",
-    "metric", "value", "status", "error", "config_hash", "code_version", "path",
+    "metric", "value", "status", "error", "config_hash", "code_version", "path", "config", "pretrain_epochs",
 ]
 REQUIRED_FIELDS = ("format_version", "task", "dataset", "seed", "metrics", "backbone",
                    "config_hash", "code_version", "status", "error")
@@ -47,6 +47,8 @@ def _record_rows(path: Path, records_dir: Path) -> list[dict]:
         "method": backbone["method"], "arch": backbone["arch"], "backbone_sha256": backbone["sha256"],
         "seed": record["seed"], "status": record["status"], "error": record["error"],
         "config_hash": record["config_hash"], "code_version": record["code_version"], "path": str(path),
+        "config": json.dumps(record.get("config") or {}, sort_keys=True),  # JSON text, for layout config filters
+        "pretrain_epochs": backbone.get("pretrain_epochs"),
     }
     metrics = record["metrics"]
     if not metrics:

@@ -1,8 +1,9 @@
-"""Build one layout's table from a run: records -> cells -> Markdown + CSV (+ k-NN plot), written atomically.
+"""Build one layout's table from a run: records -> cells -> Markdown + CSV + LaTeX (+ k-NN plot), written atomically.
 
 The CSV is the tidy cell list of :mod:`results.aggregate` (one line per row x column with n,
 mean, std, ci95, status, reason and the provenance: backbone sha256, code version, config
-hash), so every number in the Markdown can be traced back to the records that made it.
+hash) and, for a paper's table, the published number and the difference, so every number in the
+Markdown and LaTeX can be traced back to the records that made it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from resa_core.atomic import write_text_atomic
 from results.aggregate import aggregate_cells
 from results.knn_plot import knn_top1_points, plot_knn_top1_vs_k
+from results.latex import render_latex
 from results.layout import load_layout
 from results.markdown import render_markdown
 from results.records import load_records
@@ -39,6 +41,7 @@ def build_table(run_dir: str | Path, layout_name: str, out_dir: str | Path | Non
     written = [
         write_text_atomic(out_dir / f"{layout.name}.md", markdown),
         write_text_atomic(out_dir / f"{layout.name}.csv", cells.to_csv(index=False)),
+        write_text_atomic(out_dir / f"{layout.name}.tex", render_latex(cells, layout, unshown)),
     ]
     if not knn_top1_points(shown).empty:
         written.append(plot_knn_top1_vs_k(shown, out_dir / KNN_PLOT_NAME, backbone_order=layout.rows))

@@ -1,10 +1,14 @@
 """Submitting a pipeline's jobs through submitit, on SLURM or on this machine.
 
-SLURM: every job is submitted at once, each with ``--dependency=afterok:<ids of its
-dependencies>`` and ``--kill-on-invalid-dep=yes``, so the cluster orders them and drops the
-dependents of a failed job. Local: submitit's ``LocalExecutor`` has no dependencies, so
-:func:`run_local` submits a job when all its dependencies have succeeded, at most
-``max_parallel`` at a time, and marks the dependents of a failure as not run.
+Both skip the jobs whose output is up to date (:func:`slurm.plan.plan`), so running a pipeline
+again finishes only what is missing. SLURM: every remaining job is submitted at once; the jobs
+of one stage (same resources) form one job array (``executor.batch()``) whose dependency is
+``afterok`` on the jobs (or array tasks, ``123_4``) its tasks need, with
+``--kill-on-invalid-dep=yes``, so the cluster orders them and drops the dependents of a failed
+job. The submission is recorded in ``<run_dir>/slurm/submitted.json`` for ``status`` and
+``cancel``. Local: submitit's ``LocalExecutor`` has no dependencies, so :func:`run_local`
+submits a job when all its dependencies have succeeded, at most ``max_parallel`` at a time,
+and marks the dependents of a failure as not run.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ from pathlib import Path
 
 import submitit
 
-from slurm.jobs import run_stage
+from resa_core.errors import UserError
+from slurm.jobs import StageJob
 from slurm.pipeline import JobSpec, Pipeline
+from slurm.plan import marker_path, plan, spec_hash
+from slurm.state import FINAL_STATES, JobState, job_states, submitted_path, write_submitted
 
 POLL_SECONDS = 1.0
 
 
-def _executor(pipeline: Pipeline, job: JobSpec, cluster: str) -> submitit.AutoExecutor:
+def executor_parameters(pipeline: Pipeline, job: JobSpec) -> dict:
+    """submitit parameters of ``job`` (what ``--dry-run`` prints as sbatch options)."""
     res = job.resources
-    executor = submitit.AutoExecutor(folder=pipeline.run_dir / "logs" / job.name, cluster=cluster)
     params = {
-        "name": f"{pipeline.name}-{job.name}",
+        "name": f"{pipeline.name}-{job.stage}",
         "timeout_min": res["timeout_min"],
         "mem_gb": res["mem_gb"],
         "cpus_per_task": res["cpus_per_task"],
@@ -36,24 +43,78 @@ def _executor(pipeline: Pipeline, job: JobSpec, cluster: str) -> submitit.AutoEx
     for key in ("partition", "account", "qos", "constraint", "exclude"):
         if res[key]:
             params[f"slurm_{key}"] = res[key]
-    executor.update_parameters(**params)
-    return executor
+    return params
 
 
-def _submit(pipeline: Pipeline, job: JobSpec, cluster: str, dependency_ids: list[str]) -> submitit.Job:
-    executor = _executor(pipeline, job, cluster)
-    if dependency_ids:
-        executor.update_parameters(slurm_additional_parameters={
-            "dependency": "afterok:" + ":".join(dependency_ids), "kill-on-invalid-dep": "yes"})
-    return executor.submit(run_stage, job.command, job.argv, job.resources["cpus_per_task"])
+def _stage_job(pipeline: Pipeline, job: JobSpec) -> StageJob:
+    return StageJob(job.command, job.argv, job.resources["cpus_per_task"], str(marker_path(pipeline, job)),
+                    spec_hash(job))
 
 
-def submit_slurm(pipeline: Pipeline) -> dict[str, submitit.Job]:
-    submitted: dict[str, submitit.Job] = {}
-    for job in pipeline.jobs:  # already in dependency order
-        submitted[job.name] = _submit(pipeline, job, "slurm", [submitted[d].job_id for d in job.after])
-        print(f"submitted {job.name}: SLURM job {submitted[job.name].job_id}", flush=True)
-    return submitted
+def submit_slurm(pipeline: Pipeline) -> dict[str, str]:
+    """Submit every job that is not up to date; returns job name -> SLURM job id.
+
+    Refuses while an earlier submission of the same run directory still has unfinished jobs, so
+    a job is never submitted twice to write the same outputs.
+    """
+    if submitted_path(pipeline.run_dir).is_file():
+        live = [job.name for job in job_states(pipeline.run_dir)[1] if job.state not in FINAL_STATES]
+        if live:
+            raise UserError(f"{len(live)} job(s) of the last submission to {pipeline.run_dir} have not finished "
+                            f"({', '.join(live[:5])}{', ...' if len(live) > 5 else ''}); wait for them "
+                            f"(python -m slurm status {pipeline.run_dir} --wait) or cancel them first")
+    skipped = _print_skipped_plan(pipeline)
+    skipped_records = {job.name: {"stage": job.stage, "reason": skipped[job.name]}
+                       for job in pipeline.jobs if skipped[job.name]}
+    order = [job.name for job in pipeline.jobs]
+    ids: dict[str, str] = {}
+    records: dict[str, dict] = {}
+    stages = list(dict.fromkeys(job.stage for job in pipeline.jobs))
+    for stage in stages:
+        todo = [job for job in pipeline.jobs if job.stage == stage and not skipped[job.name]]
+        if not todo:
+            continue
+        folder = pipeline.run_dir / "slurm" / "logs" / stage
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=todo[0].resources[
+            "max_requeue"])
+        executor.update_parameters(**executor_parameters(pipeline, todo[0]))
+        needs = sorted({ids[dep] for job in todo for dep in job.after if dep in ids})
+        if needs:
+            executor.update_parameters(slurm_additional_parameters={
+                "dependency": "afterok:" + ":".join(needs), "kill-on-invalid-dep": "yes"})
+        if len(todo) == 1:
+            handles = [executor.submit(_stage_job(pipeline, todo[0]))]
+        else:
+            with executor.batch():
+                handles = [executor.submit(_stage_job(pipeline, job)) for job in todo]
+        for job, handle in zip(todo, handles, strict=True):
+            ids[job.name] = handle.job_id
+            records[job.name] = {"stage": stage, "job_id": handle.job_id, "logs": str(folder), "after":
+                                 [dep for dep in job.after if dep in ids]}
+            print(f"submitted {job.name}: SLURM job {handle.job_id}", flush=True)
+        # after every stage, so that jobs already queued can be seen and cancelled if a later sbatch fails
+        write_submitted(pipeline.run_dir, pipeline.name, [n for n in order if n in records or n in skipped_records],
+                        records, skipped_records)
+    write_submitted(pipeline.run_dir, pipeline.name, order, records, skipped_records)
+    return ids
+
+
+def _print_skipped_plan(pipeline: Pipeline) -> dict[str, str | None]:
+    """:func:`slurm.plan.plan`, saying which jobs are skipped and why."""
+    skipped = plan(pipeline)
+    for name, reason in skipped.items():
+        if reason:
+            print(f"{name}: up to date, skipped ({reason})", flush=True)
+    return skipped
+
+
+def wait_slurm(run_dir: Path, poll_seconds: float = 3.0) -> tuple[str, list[JobState]]:
+    """Block until every submitted job reached a final state; returns the pipeline name and final states."""
+    while True:
+        name, states = job_states(run_dir)
+        if all(job.state in FINAL_STATES for job in states):
+            return name, states
+        time.sleep(poll_seconds)
 
 
 def _first_error_line(job: submitit.Job) -> str:
@@ -68,9 +129,16 @@ def _first_error_line(job: submitit.Job) -> str:
     return ""
 
 
+def _submit_local(pipeline: Pipeline, job: JobSpec) -> submitit.Job:
+    executor = submitit.AutoExecutor(folder=pipeline.run_dir / "logs" / job.name, cluster="local")
+    executor.update_parameters(**executor_parameters(pipeline, job))
+    return executor.submit(_stage_job(pipeline, job))
+
+
 def run_local(pipeline: Pipeline) -> dict[str, str]:
-    """Run every job on this machine in dependency order; returns job name -> final state."""
-    state = {job.name: "PENDING" for job in pipeline.jobs}
+    """Run every job that is not up to date on this machine in dependency order; job name -> final state."""
+    skipped = _print_skipped_plan(pipeline)
+    state = {job.name: "SKIPPED" if skipped[job.name] else "PENDING" for job in pipeline.jobs}
     running: dict[str, submitit.Job] = {}
     while any(s in ("PENDING", "RUNNING") for s in state.values()):
         for job in pipeline.jobs:
@@ -80,8 +148,8 @@ def run_local(pipeline: Pipeline) -> dict[str, str]:
             if any(s in ("FAILED", "NOT_RUN") for s in dep_states):
                 state[job.name] = "NOT_RUN"
                 print(f"{job.name}: not run (a dependency failed)", flush=True)
-            elif all(s == "COMPLETED" for s in dep_states) and len(running) < pipeline.max_parallel:
-                running[job.name] = _submit(pipeline, job, "local", [])
+            elif all(s in ("COMPLETED", "SKIPPED") for s in dep_states) and len(running) < pipeline.max_parallel:
+                running[job.name] = _submit_local(pipeline, job)
                 state[job.name] = "RUNNING"
                 print(f"{job.name}: started (logs in {pipeline.run_dir / 'logs' / job.name})", flush=True)
         for name, handle in list(running.items()):
@@ -92,7 +160,3 @@ def run_local(pipeline: Pipeline) -> dict[str, str]:
                 del running[name]
         time.sleep(POLL_SECONDS)
     return state
-
-
-def log_paths(pipeline: Pipeline, job: JobSpec) -> list[Path]:
-    return sorted((pipeline.run_dir / "logs" / job.name).glob("*_log.*"))

@@ -1,7 +1,15 @@
 """What a submitted job runs: one stage entry point, in the job's own process.
 
 A non-zero status or a bad-input error raises :class:`StageFailed`, so the submitit job fails,
-the SLURM job exits non-zero and ``afterok`` dependents never start.
+the SLURM job exits non-zero and ``afterok`` dependents never start. Every job is a submitit
+``Checkpointable``: on the pre-emption / time-limit signal (USR2) submitit calls
+``checkpoint()`` and requeues the same job (same SLURM id, so dependents keep waiting), up to
+the stage's ``max_requeue``. For pretrain, ``checkpoint()`` first has
+:class:`pretrain.preemption.PretrainJob` save the running trainer's last step-boundary state,
+so the requeued run resumes at the step it reached; a detection job is requeued with
+``--resume`` (Detectron2 continues from its last checkpoint; segmentation resumes by itself);
+the short stages simply run again (their writes are atomic). On success the job writes its
+done marker (see :mod:`slurm.plan`).
 """
 
 from __future__ import annotations
@@ -9,7 +17,11 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
+import submitit
+
+from resa_core.atomic import write_json_atomic
 from resa_core.errors import UserError
 
 
@@ -33,3 +45,26 @@ def run_stage(command: str, argv: Sequence[str], threads: int) -> str:
     if status:
         raise StageFailed(f"{printable}: exited with status {status}")
     return printable
+
+
+class StageJob(submitit.helpers.Checkpointable):
+    """A picklable, requeueable call of :func:`run_stage` that records its success in ``marker``."""
+
+    def __init__(self, command: str, argv: Sequence[str], threads: int, marker: str, spec_hash: str):
+        self.command, self.argv, self.threads = command, list(argv), threads
+        self.marker, self.spec_hash = marker, spec_hash
+
+    def __call__(self) -> str:
+        printable = run_stage(self.command, self.argv, self.threads)
+        write_json_atomic(Path(self.marker), {"command": self.command, "argv": self.argv,
+                                              "spec_hash": self.spec_hash})
+        return printable
+
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        if self.command == "pretrain":
+            from pretrain.preemption import PretrainJob
+
+            PretrainJob().checkpoint(self.argv[0], self.argv[1:])  # saves the last step boundary
+        if self.command == "downstream" and self.argv[:1] == ["detection"] and "--resume" not in self.argv:
+            self.argv = [*self.argv, "--resume"]
+        return submitit.helpers.DelayedSubmission(self)

@@ -37,6 +37,7 @@ DEFAULT_RESOURCES: dict = {
     "constraint": None,
     "exclude": None,
     "array_parallelism": 32,
+    "max_requeue": 3,  # pre-emption / time-limit requeues of a checkpointable stage (submitit's max_num_timeout)
 }
 PIPELINE_SCHEMA: dict = {
     "name": "pipeline",

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import random_state
 
 from converters import convert, convert_file, read_backbone, write_backbone
 from converters.detectron2_keys import from_detectron2, to_detectron2
@@ -22,37 +23,7 @@ TARGET_FILES = {"detectron2": "out.pkl", "mmseg": "out.pth", "torchvision": "out
 SOURCE_KINDS = ("resa", "torchvision_bare", "detectron2", "mmseg", "torchvision_sidecar")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The probe forward passes are tiny; on small CI containers thread start-up costs 50x the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def random_state(arch: str, seed: int) -> dict[str, torch.Tensor]:
-    """A backbone state_dict where every tensor, BN statistics included, is distinct and random.
-
-    Random BN statistics and affine parameters make a swapped mapping (bn1 <-> bn2, shortcut <->
-    shortcut.norm) visible; convolutions keep their (seeded) torchvision init, so the features
-    stay finite and well scaled for the feature comparison.
-    """
-    torch.manual_seed(seed)
-    state = {}
-    for key, value in build_backbone(arch).state_dict().items():
-        if key.endswith("running_var"):
-            state[key] = torch.rand(value.shape) + 0.5
-        elif key.endswith(("running_mean", "bias")):
-            state[key] = torch.randn(value.shape) * 0.1
-        elif key.endswith("weight") and value.dim() == 1:
-            state[key] = 1 + torch.randn(value.shape) * 0.1
-        elif key.endswith("num_batches_tracked"):
-            state[key] = torch.randint(0, 1000, value.shape, dtype=value.dtype)
-        else:
-            state[key] = value
-    return state
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def write_resa_checkpoint(path, arch: str, online, momentum=None, epoch: int = 6):
     checkpoint = {

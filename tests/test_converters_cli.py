@@ -89,3 +89,30 @@ def test_module_entry_point_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "online encoder" in result.stdout
     assert read_backbone(tmp_path / "ck.pth.out.pth").encoder == "online"
+
+
+def test_dino_teacher_to_timm_safetensors_names_what_it_detected(tmp_path, capsys):
+    import argparse
+
+    vit = build_backbone("vit_small_patch16").state_dict()
+    src = tmp_path / "dino_checkpoint.pth"
+    torch.save({"teacher": {f"backbone.{k}": v for k, v in vit.items()},
+                "student": {f"module.backbone.{k}": v for k, v in vit.items()},
+                "epoch": 100, "args": argparse.Namespace(arch="vit_small")}, src)
+    out = tmp_path / "dino.safetensors"
+    assert cli([src, "-o", out, "--to", "timm", "--encoder", "teacher", "--verify"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert "detected dino (vit_small_patch16, teacher encoder, method dino, 100 epochs)" in line
+    assert "mapped 150/150 tensors of vit_small_patch16" in line
+    assert "not this encoder: student (student encoder, 150 tensors)" in line
+    assert "timm vit_small_patch16_224: 0 missing / 0 unexpected keys" in line
+    assert read_backbone(out).source_format == "timm"
+
+
+def test_vit_to_detectron2_is_refused_with_one_line(tmp_path, capsys):
+    src = tmp_path / "vit.pth"
+    torch.save(build_backbone("vit_small_patch16").state_dict(), src)
+    assert cli([src, "-o", tmp_path / "vit.pkl", "--to", "detectron2"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "writes resnet backbones only; convert it to timm or mmseg" in err
+    assert not (tmp_path / "vit.pkl").exists()

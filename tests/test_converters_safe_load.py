@@ -84,3 +84,28 @@ def test_unrecognised_layout_names_what_it_saw(tmp_path):
     torch.save({"weights": torch.zeros(1)}, path)
     with pytest.raises(UserError, match=r"not a recognised checkpoint format \(top level: weights\)"):
         read_backbone(path)
+
+
+def test_truncated_safetensors_is_one_line_error(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "cut.safetensors"
+    save_file({"conv1.weight": torch.randn(64, 3, 7, 7)}, str(path))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(UserError, match=r"cut\.safetensors: not a readable safetensors file") as err:
+        read_backbone(path)
+    assert "\n" not in str(err.value)
+
+
+def test_training_args_namespace_loads_but_other_classes_do_not(tmp_path):
+    """DINO stores argparse.Namespace as ``args``: admitted, as a plain attribute bag; nothing else is."""
+    import argparse
+    from fractions import Fraction
+
+    ok = tmp_path / "dino.pth"
+    torch.save({"args": argparse.Namespace(arch="vit_small"), "teacher": {}}, ok)
+    assert load_torch(ok)["args"].arch == "vit_small"
+    bad = tmp_path / "fraction.pth"
+    torch.save({"args": Fraction(1, 3)}, bad)
+    with pytest.raises(UserError, match=r"fraction\.pth: .*Fraction"):
+        load_torch(bad)

@@ -50,8 +50,19 @@ def detect_source(obj: Any, where: str) -> Source:
 
 
 from converters.sources import (  # noqa: E402,F401  (each module registers its format)
+    barlow_vicreg,
+    byol_port,
     detectron2_pkl,
+    dino,
+    lightly,
     mmseg_checkpoint,
+    mmselfsup,
+    moco,
     resa_checkpoint,
+    resa_release,
+    solo_learn,
+    swav,
+    timm_state_dict,
     torchvision_state_dict,
+    vissl,
 )

@@ -19,6 +19,8 @@ class SourceWeights:
 
     ``origin`` maps each canonical key back to its name in the file, for coverage reports.
     ``arch`` None means the file does not name one and it is inferred from the shapes.
+    ``not_taken`` describes the file's other tensors, left out because they are not this encoder
+    (the other encoder, heads, queues), e.g. ``"module.encoder_k.* (320 tensors)"``.
     """
 
     tensors: dict[str, torch.Tensor]
@@ -27,6 +29,7 @@ class SourceWeights:
     encoder: str | None = None
     method: str | None = None
     pretrain_epochs: int | None = None
+    not_taken: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 The layout mmengine's ``load_checkpoint`` takes (open-mmlab/mmengine
 ``mmengine/runner/checkpoint.py``: it uses ``checkpoint["state_dict"]``), with the torchvision
-key names that MMSegmentation's ``ResNet`` backbone shares. ``meta`` carries our provenance
-when we wrote the file.
+key names that MMSegmentation's ``ResNet`` backbone shares, or ``VisionTransformer`` names
+(mapped back to timm's by :mod:`converters.mmseg_keys`). ``meta`` carries our provenance when we
+wrote the file. A ``backbone.``-prefixed state_dict is an MMSelfSup checkpoint, not this.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from converters.mmseg_keys import from_mmseg_vit
 from converters.provenance import provenance_fields
 from converters.sources import register_source
 from converters.sources.base import Source, SourceWeights, renamed_tensors
@@ -19,7 +21,9 @@ from resa_core.errors import UserError
 
 
 def _detect(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping) and "meta" in obj
+    if not (isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping) and "meta" in obj):
+        return False
+    return not any(isinstance(key, str) and key.startswith("backbone.") for key in obj["state_dict"])
 
 
 def _read(path: Path, obj: Any, encoder: str | None) -> SourceWeights:
@@ -29,7 +33,7 @@ def _read(path: Path, obj: Any, encoder: str | None) -> SourceWeights:
     if not isinstance(meta, Mapping):
         raise UserError(f"{path}: 'meta' must be a dict, got {type(meta).__name__}")
     fields = provenance_fields(meta, f"{path}: meta")
-    tensors, origin = renamed_tensors(obj["state_dict"], f"{path}: 'state_dict'")
+    tensors, origin = renamed_tensors(obj["state_dict"], f"{path}: 'state_dict'", rename=from_mmseg_vit)
     return SourceWeights(tensors, origin, **fields)
 
 

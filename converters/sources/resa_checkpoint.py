@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from converters.backbone import ENCODER_ROLE
 from converters.provenance import provenance_fields
 from converters.sources import register_source
 from converters.sources.base import Source, SourceWeights, renamed_tensors
@@ -32,6 +33,7 @@ def _read(path: Path, obj: Any, encoder: str | None) -> SourceWeights:
         )
     if encoder is None:
         encoder = "momentum" if "momentum_encoder" in obj else "online"
+    encoder = ENCODER_ROLE[encoder]
     key = _ENCODER_KEYS[encoder]
     if key not in obj:
         raise UserError(
@@ -43,9 +45,11 @@ def _read(path: Path, obj: Any, encoder: str | None) -> SourceWeights:
     )
     tensors, origin = renamed_tensors(obj[key], f"{path}: '{key}'")
     origin = {canonical: f"{key}.{name}" for canonical, name in origin.items()}
+    others = [name for name in _ENCODER_KEYS.values() if name != key and name in obj]
     return SourceWeights(
         tensors, origin, arch=fields["arch"], encoder=encoder,
         method=fields["method"], pretrain_epochs=fields["pretrain_epochs"],
+        not_taken=tuple(f"{name}.* ({len(obj[name])} tensors)" for name in others),
     )
 
 

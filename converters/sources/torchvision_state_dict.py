@@ -26,12 +26,14 @@ def _detect(obj: Any) -> bool:
     )
 
 
-def _read(path: Path, obj: Any, encoder: str | None) -> SourceWeights:
+def read_bare_state_dict(path: Path, obj: Any, encoder: str | None) -> SourceWeights:
+    """A flat name -> tensor dict with canonical names; provenance from the sidecar, if any."""
     fields = provenance_fields(read_sidecar(path), str(sidecar_path(path)))
     tensors, origin = renamed_tensors(obj, str(path))
     return SourceWeights(tensors, origin, **fields)
 
 
 register_source(
-    Source("torchvision", "torchvision ResNet state_dict (+ optional <file>.json sidecar)", _detect, _read)
+    Source("torchvision", "torchvision ResNet state_dict (+ optional <file>.json sidecar)",
+           _detect, read_bare_state_dict)
 )

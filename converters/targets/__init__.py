@@ -11,13 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.backbone import Backbone
+from converters.engines import EngineResult
 from converters.provenance import sidecar_path
 from resa_core.errors import UserError
 
 
 @dataclass(frozen=True)
 class Target:
-    """A writable format: ``write(backbone, out)`` writes ``out`` (and its sidecar) atomically."""
+    """A writable format: ``write(backbone, out)`` writes ``out`` (and its sidecar) atomically.
+
+    ``families`` are the arch families (``pretrain.models`` ``ArchSpec.family``) the format can hold;
+    ``engine_check(backbone, out)`` loads ``out`` into the framework's own model for ``--verify``.
+    """
 
     name: str
     extensions: tuple[str, ...]  # first one is used for names derived in batch mode
@@ -25,6 +30,8 @@ class Target:
     write: Callable[[Backbone, Path], None]
     needs_standard_stem: bool = False  # Detectron2/MMSeg ResNets have torchvision's 7x7 stem
     has_sidecar: bool = False
+    families: tuple[str, ...] = ("resnet",)
+    engine_check: Callable[[Backbone, Path], list[EngineResult]] | None = None
 
     def files(self, out: Path) -> list[Path]:
         """Every path :attr:`write` creates for ``out``."""
@@ -54,5 +61,6 @@ def get_target(name: str) -> Target:
 from converters.targets import (  # noqa: E402,F401  (each module registers its format)
     detectron2_pkl,
     mmseg_checkpoint,
+    timm_state_dict,
     torchvision_state_dict,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from converters.backbone import Backbone
 from converters.detectron2_keys import to_detectron2
+from converters.engines.detectron2_model import check_detectron2
 from converters.provenance import provenance_of
 from converters.targets import Target, register_target
 from resa_core.atomic import write_atomic
@@ -33,5 +34,6 @@ def write_detectron2(backbone: Backbone, out: Path) -> None:
 
 
 register_target(
-    Target("detectron2", (".pkl",), reader="detectron2", write=write_detectron2, needs_standard_stem=True)
+    Target("detectron2", (".pkl",), reader="detectron2", write=write_detectron2, needs_standard_stem=True,
+           engine_check=check_detectron2)
 )

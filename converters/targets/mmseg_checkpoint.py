@@ -1,9 +1,10 @@
-"""Write an MMSegmentation backbone checkpoint: ``{"state_dict": canonical, "meta": provenance}``.
+"""Write an MMSegmentation / MMDetection backbone checkpoint: ``{"state_dict": ..., "meta": provenance}``.
 
 mmengine's ``load_checkpoint`` (open-mmlab/mmengine ``mmengine/runner/checkpoint.py``) takes
-``checkpoint["state_dict"]``; MMSegmentation's ``ResNet`` uses torchvision's key names, so the
-config points ``model.backbone.init_cfg=dict(type="Pretrained", checkpoint=<this file>)`` at it
-without a ``prefix``. Plain tensors, strings and ints only: it loads with ``weights_only=True``.
+``checkpoint["state_dict"]``; MMSegmentation's ``ResNet`` uses torchvision's key names, and ViTs
+are renamed to its ``VisionTransformer``'s (:mod:`converters.mmseg_keys`), so the config points
+``model.backbone.init_cfg=dict(type="Pretrained", checkpoint=<this file>)`` at it without a
+``prefix``. Plain tensors, strings and ints only: it loads with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from converters.backbone import Backbone
+from converters.engines.mmseg_model import check_mmseg
+from converters.mmseg_keys import to_mmseg_vit
 from converters.provenance import provenance_of
 from converters.targets import Target, register_target
 from resa_core.atomic import torch_save_atomic
 
 
 def write_mmseg(backbone: Backbone, out: Path) -> None:
-    torch_save_atomic(out, {"state_dict": dict(backbone.state_dict), "meta": provenance_of(backbone)})
+    state_dict = {to_mmseg_vit(key): tensor for key, tensor in backbone.state_dict.items()}
+    torch_save_atomic(out, {"state_dict": state_dict, "meta": provenance_of(backbone)})
 
 
-register_target(Target("mmseg", (".pth",), reader="mmseg", write=write_mmseg, needs_standard_stem=True))
+register_target(
+    Target("mmseg", (".pth",), reader="mmseg", write=write_mmseg, needs_standard_stem=True,
+           families=("resnet", "vit"), engine_check=check_mmseg)
+)

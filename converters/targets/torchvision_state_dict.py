@@ -1,7 +1,9 @@
 """Write a bare torchvision state_dict ``.pth`` plus the sidecar ``<out>.json`` with its provenance.
 
-``build_backbone(arch).load_state_dict(torch.load(out, weights_only=True))`` works as is; the
-sidecar tells readers the arch, method and epochs that a bare state_dict cannot hold.
+``build_backbone(arch).load_state_dict(torch.load(out, weights_only=True))`` works as is (the
+registry's ResNets are torchvision's, so ``--verify``'s read-back check is the torchvision model);
+the sidecar tells readers the arch, method and epochs that a bare state_dict cannot hold.
+torchvision has no ViT-S/16, so ViTs go to the timm target instead.
 """
 
 from __future__ import annotations

@@ -10,23 +10,48 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from downstream.features import FeatureSet
+from torch import nn
+
+from downstream.datasets import DatasetSpec
 from resa_core.errors import UserError
 
 
 @dataclass(frozen=True)
+class TaskContext:
+    """What tasks that train on images, or need the run directory or the weights file, get from the CLI."""
+
+    encoder: nn.Module
+    arch: str | None
+    dataset: DatasetSpec
+    run_dir: Path
+    weights: str  # the --weights argument (a file, random:<arch> or pixels)
+    backbone_sha256: str
+
+
+@dataclass(frozen=True)
 class Task:
+    """``run(features by role, config, seed)``; ``optional_roles`` are used when the dataset has them.
+
+    When ``on_images(config)`` is true the task trains on images instead (fine-tuning, the
+    augmented ImageNet linear probe) and is called as ``run(context, config, seed)``.
+    """
+
     name: str
     schema: Mapping
     roles: tuple[str, ...]
-    run: Callable[[dict[str, FeatureSet], dict, int], dict[str, float]]  # (features by role, config, seed)
+    run: Callable[..., dict[str, float]]
+    optional_roles: tuple[str, ...] = ()
+    on_images: Callable[[dict], bool] = lambda config: False
+    uses_context: bool = False  # feature tasks that also need the run directory get ``context=``
 
 
 def _registry() -> dict[str, Task]:
-    from downstream.tasks import fewshot, knn, linear
+    from downstream.tasks import clustering, fewshot, knn, linear, logreg_transfer, lowshot
 
-    return {module.TASK.name: module.TASK for module in (knn, linear, fewshot)}
+    modules = (knn, linear, fewshot, lowshot, logreg_transfer, clustering)
+    return {module.TASK.name: module.TASK for module in modules}
 
 
 TASKS: dict[str, Task] = _registry()

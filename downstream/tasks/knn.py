@@ -1,14 +1,22 @@
-"""Weighted k-NN classification (Wu et al. 2018, as in DINO's ``eval_knn.py``).
+"""k-NN classification on frozen features, two protocols swept in one pass over the bank.
 
-Each query votes with its k most cosine-similar bank samples, neighbour j adding
-``exp(s_j / T)`` to the score of its class (T = 0.07: Wu et al. 2018 and DINO's default, the
-k-NN of ReSA paper B.3). All ks are swept in one pass: the top ``max(ks)`` neighbours are
-found once per chunk of queries and sliced for each k.
+* ``weighted`` (Wu et al. 2018, DINO ``eval_knn.py``; ReSA Tables 3 and 6): cosine similarity,
+  neighbour j adds ``exp(s_j / T)`` to its class (T = 0.07), ``top1_k{k}`` / ``top5_k{k}``.
+* ``majority`` (W-MSE / INTL ``eval/knn.py`` of htdt/self-supervised; ReSA B.3 "a simple 5-nn
+  classifier", Tables 1 and 7): Euclidean distance on the raw features, unweighted majority
+  vote among the k = 5 nearest, ``top1_majority_k{k}``.
 
-Deterministic tie-breaking (DINO leaves both to ``topk``/``sort``):
+Queries are processed in chunks (memory: ``chunk_size`` x bank size similarities), so
+ImageNet-size banks fit; the top ``max(k)`` neighbours of a chunk are found once with
+``topk`` and sliced for every k.
 
-* neighbours of equal similarity: the lower bank index comes first;
-* classes of equal score: the lower class index ranks first.
+Deterministic tie-breaking (DINO and W-MSE leave both to ``topk``):
+
+* neighbours of equal similarity (or distance): the lower bank index comes first (rows whose
+  k-th neighbour ties with an unselected one, seen as a (k+1)-th ``topk`` value equal to the
+  k-th, are re-ranked with a full stable sort);
+* classes of equal score (or count): the lower class index ranks first (W-MSE's
+  ``unique(return_counts=True)`` + ``argmax`` does the same).
 
 Top-5 counts a query as correct only if its class is among the five best ranked classes *and*
 received a vote: a class without a vote never counts, so for k < 5 top-5 asks whether the true
@@ -26,16 +34,34 @@ from downstream.tasks import Task
 from resa_core.errors import UserError
 
 SCHEMA = {
-    "ks": [5, 10, 20],  # ReSA Table 1/7 report k=5 (W-MSE's 5-NN), Table 3 k=20 (DINO); 10 between
+    "protocol": "weighted",  # weighted (DINO, ReSA Tables 3/6), majority (W-MSE 5-nn, ReSA Tables 1/7) or both
+    "ks": [5, 10, 20],  # weighted k sweep: ReSA Table 3 uses k=20 (DINO); 5 and 10 around it
+    "majority_ks": [5],  # W-MSE eval/knn.py k=5; ReSA B.3 "a simple 5-nn classifier (k = 5)"
     "temperature": 0.07,  # Wu et al. 2018; DINO eval_knn.py --temperature default
     "chunk_size": 256,  # queries per similarity block (memory: chunk_size x bank size)
 }
+PROTOCOLS = ("weighted", "majority", "both")
 
 
-def _rank_neighbours(similarity: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top ``count`` similarities per row, ties to the lower column index (stable sort)."""
-    values, indices = torch.sort(similarity, dim=1, descending=True, stable=True)
-    return values[:, :count], indices[:, :count]
+def _order_by_score_then_index(scores: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row's selected neighbours by score (descending), ties to the lower bank index."""
+    by_index = indices.argsort(dim=1)
+    scores, indices = scores.gather(1, by_index), indices.gather(1, by_index)
+    by_score = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    return scores.gather(1, by_score), indices.gather(1, by_score)
+
+
+def top_neighbours(scores: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` highest scores per row and their columns, ties to the lower column index."""
+    extra = min(count + 1, scores.shape[1])  # one more: it equals the k-th exactly when a tie straddles k
+    values, indices = torch.topk(scores, extra, dim=1)
+    boundary_ties = values[:, count - 1] == values[:, -1] if extra > count else torch.zeros(len(scores), dtype=bool)
+    values, indices = _order_by_score_then_index(values[:, :count], indices[:, :count])
+    if boundary_ties.any():
+        rows = boundary_ties.nonzero().squeeze(1)
+        exact = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+        values[rows], indices[rows] = exact.values[:, :count], exact.indices[:, :count]
+    return values, indices
 
 
 def _topk_hits(votes: torch.Tensor, targets: torch.Tensor, top: int) -> tuple[int, int]:
@@ -47,51 +73,75 @@ def _topk_hits(votes: torch.Tensor, targets: torch.Tensor, top: int) -> tuple[in
     return int(hits[:, 0].sum()), int(hits.any(dim=1).sum())
 
 
+def _class_scores(neighbour_labels: torch.Tensor, weights: torch.Tensor, num_classes: int) -> torch.Tensor:
+    votes = torch.zeros(len(neighbour_labels), num_classes, dtype=weights.dtype)
+    return votes.scatter_add_(1, neighbour_labels, weights)
+
+
+def knn_metrics(
+    train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor, test_labels: torch.Tensor,
+    num_classes: int, ks: list[int] = (), temperature: float = 0.07, majority_ks: list[int] = (),
+    chunk_size: int = 256,
+) -> dict[str, float]:
+    """Weighted (``ks``) and majority (``majority_ks``) k-NN accuracies in percent, one pass over the bank.
+
+    Similarities are computed in the features' dtype (float32 features: a float32 matmul, as
+    the bare ``matmul + topk`` baseline of ``benchmarks/knn.py``); votes are summed in float64.
+    """
+    train_labels, test_labels = train_labels.long(), test_labels.long()
+    cosine_bank = F.normalize(train_feats, dim=1) if ks else None
+    squared_norms = train_feats.square().sum(1) if majority_ks else None
+    top = min(5, num_classes)
+    hits = {f"top1_k{k}": 0 for k in ks} | {f"top5_k{k}": 0 for k in ks}
+    hits |= {f"top1_majority_k{k}": 0 for k in majority_ks}
+    for start in range(0, len(test_feats), chunk_size):
+        queries, targets = test_feats[start : start + chunk_size], test_labels[start : start + chunk_size]
+        if ks:
+            similarity = F.normalize(queries, dim=1) @ cosine_bank.T
+            values, indices = top_neighbours(similarity, min(max(ks), len(train_feats)))
+            weights, neighbour_labels = (values.double() / temperature).exp(), train_labels[indices]
+            for k in ks:
+                top1, topn = _topk_hits(_class_scores(neighbour_labels[:, :k], weights[:, :k], num_classes),
+                                        targets, top)
+                hits[f"top1_k{k}"] += top1
+                hits[f"top5_k{k}"] += topn
+        if majority_ks:
+            # -||q - x||^2 + ||q||^2 = 2 q.x - ||x||^2: the same ranking as the Euclidean distance
+            closeness = 2.0 * (queries @ train_feats.T) - squared_norms
+            _, indices = top_neighbours(closeness, min(max(majority_ks), len(train_feats)))
+            neighbour_labels = train_labels[indices]
+            ones = torch.ones(neighbour_labels.shape, dtype=torch.float64)
+            for k in majority_ks:
+                counts = _class_scores(neighbour_labels[:, :k], ones[:, :k], num_classes)
+                hits[f"top1_majority_k{k}"] += int((counts.argmax(1) == targets).sum())
+    return {name: 100.0 * count / len(test_feats) for name, count in hits.items()}
+
+
 def weighted_knn(
     train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
     test_labels: torch.Tensor, ks: list[int], temperature: float, num_classes: int, chunk_size: int = 256,
 ) -> dict[str, float]:
-    """Weighted k-NN accuracies ``{top1_k{k}, top5_k{k}}`` in percent for every k in ``ks``.
-
-    Features are L2-normalised here; votes are accumulated in float64.
-    """
-    bank = F.normalize(train_feats.double(), dim=1)
-    queries = F.normalize(test_feats.double(), dim=1)
-    train_labels, test_labels = train_labels.long(), test_labels.long()
-    max_k = min(max(ks), len(bank))
-    top = min(5, num_classes)
-    hits = {k: [0, 0] for k in ks}
-    for start in range(0, len(queries), chunk_size):
-        similarity = queries[start : start + chunk_size] @ bank.T
-        values, indices = _rank_neighbours(similarity, max_k)
-        weights = (values / temperature).exp()
-        neighbour_labels = train_labels[indices]
-        targets = test_labels[start : start + chunk_size]
-        for k in ks:
-            votes = torch.zeros(len(targets), num_classes, dtype=weights.dtype)
-            votes.scatter_add_(1, neighbour_labels[:, :k], weights[:, :k])
-            top1, topn = _topk_hits(votes, targets, top)
-            hits[k][0] += top1
-            hits[k][1] += topn
-    total = len(queries)
-    metrics = {}
-    for k in ks:
-        metrics[f"top1_k{k}"] = 100.0 * hits[k][0] / total
-        metrics[f"top5_k{k}"] = 100.0 * hits[k][1] / total
-    return metrics
+    """Weighted k-NN accuracies ``{top1_k{k}, top5_k{k}}`` in percent for every k in ``ks``."""
+    return knn_metrics(train_feats, train_labels, test_feats, test_labels, num_classes, ks=ks,
+                       temperature=temperature, chunk_size=chunk_size)
 
 
 def run(features: dict[str, FeatureSet], config: dict, seed: int) -> dict[str, float]:
     """k-NN of the test role against the train role (deterministic: ``seed`` is unused)."""
-    ks = require_positive_int_list(config, "ks")
     chunk_size = require_positive_int(config, "chunk_size")
+    if config["protocol"] not in PROTOCOLS:
+        raise UserError(f"config key 'protocol' must be one of {PROTOCOLS}, got {config['protocol']!r}")
+    weighted = config["protocol"] in ("weighted", "both")
+    majority = config["protocol"] in ("majority", "both")
+    ks = require_positive_int_list(config, "ks") if weighted else []
+    majority_ks = require_positive_int_list(config, "majority_ks") if majority else []
     if config["temperature"] <= 0:
         raise UserError(f"config key 'temperature' must be positive, got {config['temperature']}")
     train, test = features["train"], features["test"]
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
-    return weighted_knn(
-        train.features, train.labels, test.features, test.labels, ks, config["temperature"],
-        num_classes, chunk_size,
+    return knn_metrics(
+        train.features, train.labels, test.features, test.labels, num_classes, ks, config["temperature"],
+        majority_ks, chunk_size,
     )
 
 

@@ -1,18 +1,56 @@
-"""Pretraining datasets by name, as uint8 arrays with labels (labels feed monitoring only)."""
+"""Pretraining datasets by name (labels feed monitoring only).
+
+``fashion_mnist`` is also available as uint8 arrays for the in-memory batched augmentation
+path (:func:`load_train_set`, the demo's). Every dataset opens through
+``resa_core.data.catalog`` as PIL images for the DataLoader path (:func:`open_split`):
+CIFAR-10/100, CIFAR-100-LT (:mod:`pretrain.data.cifar_lt`), ImageNet, ImageNet-100 (the
+shipped Tian et al. 2020 class list), any ImageFolder, Fashion-MNIST. A missing root is the
+catalog's one-line error naming the expected layout.
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
+from pretrain.data.cifar_lt import long_tail_indices
 from resa_core.data import fashion_mnist
-from resa_core.data.fashion_mnist import ImageArray
+from resa_core.data.catalog import LabelledImages, open_dataset
+from resa_core.data.fashion_mnist import ImageArray, stratified_subset
 from resa_core.errors import UserError
 
-DATASETS = ("fashion_mnist",)
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "cifar100_lt", "imagenet", "imagenet100", "imagefolder")
+IN_MEMORY = ("fashion_mnist",)
+HELDOUT_SPLIT = {"imagenet": "val", "imagenet100": "val", "imagefolder": "val"}  # others: "test"
+
+
+def _check(name: str) -> None:
+    if name not in DATASETS:
+        raise UserError(f"data.name '{name}' unknown; available datasets: {', '.join(DATASETS)}")
 
 
 def load_train_set(data_cfg: dict) -> ImageArray:
-    """The fixed stratified training subset named by the config's ``data`` section."""
+    """The fixed stratified training subset of an in-memory dataset (Fashion-MNIST)."""
+    _check(data_cfg["name"])
+    if data_cfg["name"] not in IN_MEMORY:
+        raise UserError(f"data.name '{data_cfg['name']}' is file-backed; it is read through the DataLoader path")
+    return fashion_mnist.load_subset("train", data_cfg["train_size"], data_cfg["subset_seed"], data_cfg["root"])
+
+
+def _subset(data: LabelledImages, size: int, seed: int) -> LabelledImages:
+    if not size or size >= len(data):
+        return data
+    positions = np.arange(len(data))
+    return data.subset(stratified_subset(ImageArray(positions, data.labels, positions), size, seed).indices)
+
+
+def open_split(data_cfg: dict, split: str, size: int | None = None, seed: int | None = None) -> LabelledImages:
+    """Split ``split`` (``train`` or ``heldout``) as PIL images, restricted to a stratified subset."""
     name = data_cfg["name"]
-    if name == "fashion_mnist":
-        return fashion_mnist.load_subset("train", data_cfg["train_size"], data_cfg["subset_seed"],
-                                         data_cfg["root"])
-    raise UserError(f"data.name '{name}' unknown; available datasets: {', '.join(DATASETS)}")
+    _check(name)
+    base = "cifar100" if name == "cifar100_lt" else name
+    real_split = "train" if split == "train" else HELDOUT_SPLIT.get(name, "test")
+    data = open_dataset(base, real_split, data_cfg["root"])
+    if name == "cifar100_lt" and split == "train":
+        data = data.subset(long_tail_indices(data.labels))
+    size = data_cfg["train_size"] if size is None else size
+    return _subset(data, size, data_cfg["subset_seed"] if seed is None else seed)

@@ -136,3 +136,18 @@ def augment_batch(images: torch.Tensor, indices: np.ndarray, params: ViewParams,
         out = torch.where(solarize & (out >= 0.5), 1 - out, out)
     flip = torch.tensor([d["flip"] for d in draws]).view(-1, 1, 1, 1)
     return torch.where(flip, out.flip(-1), out)
+
+
+def view_list(config: dict) -> list[ViewParams]:
+    """[weak, standard, small crops...] from the config's ``augment`` and ``data.image_size``.
+
+    Multi-crop (2 x 224 + N x 96): the small crops are standard views at
+    ``augment.small_crop_size`` with scale ``(small_min_scale, small_max_scale)``.
+    """
+    aug, size = config["augment"], config["data"]["image_size"]
+    standard = {key: aug[key] for key in ("min_scale", "max_scale", "color_jitter_prob", "brightness", "contrast",
+                                          "saturation", "hue", "grayscale_prob", "blur_prob", "solarization_prob")}
+    small = ViewParams(**{**standard, "crop_size": aug["small_crop_size"], "min_scale": aug["small_min_scale"],
+                          "max_scale": aug["small_max_scale"]})
+    return [weak_view(size, aug["min_scale"], aug["max_scale"]), ViewParams(crop_size=size, **standard),
+            *[small] * aug["num_small_crops"]]

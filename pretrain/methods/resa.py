@@ -1,11 +1,23 @@
-"""ReSA: Representation Self-Assignment (Weng et al., ICML 2025), paper variant.
+"""ReSA: Representation Self-Assignment (Weng et al., ICML 2025), two variants.
 
-Follows the Appendix B.2 pseudo-code: the weak view ``x1`` and the standard view ``x2`` go
-through the online encoder/projector (and optional predictor); with a momentum network the
-assignment is ``A = sinkhorn(cos(h1, h1m))`` on the weak view's online and momentum
-*encodings* and the loss is ``½[CE(cos(z1, z2m)/τ, A) + CE(cos(z2, z1m)/τ, A)]``
-(:func:`pretrain.losses.resa_loss`, Eq. 2 scale). Without the momentum network (Table 11
-ablation) ``A = sinkhorn(cos(h1, h1))`` and Eq. 2 applies to ``(z1, z2)``.
+``variant: paper`` (default) follows the Appendix B.2 pseudo-code at Eq. 2's scale: the weak
+view ``x1`` and the standard view ``x2`` go through the online encoder/projector (and optional
+predictor); with a momentum network ``A = sinkhorn(cos(h1, h1m))`` on the weak view's online
+and momentum *encodings* and the loss is ``½[CE(cos(z1, z2m)/τ, A) + CE(cos(z2, z1m)/τ, A)]``
+with CE the symmetric (row + column) cross-entropy (:func:`pretrain.losses.resa_loss`).
+Without the momentum network (Table 11 ablation) ``A = sinkhorn(cos(h1, h1))`` and Eq. 2
+applies to ``(z1, z2)``. Under DDP every tensor of the assignment and the loss is gathered
+over ranks (embeddings with gradient), so N ranks compute exactly the single-process loss of
+the same global batch.
+
+``variant: official`` follows the authors' released code (winci-ai/resa ``method/resa.py``
+and ``method/base.py``): each rank's weak-view online encodings are assigned against the
+momentum encodings gathered from all ranks (a ``B_local x B_global`` matrix, Sinkhorn with
+all-reduced normalisations, :func:`pretrain.losses.sinkhorn_distributed`); the loss is the
+row-softmax cross-entropy averaged over every (online view q, momentum view v != q) pair, and
+with multi-crop only the two global views go through the momentum branch. Gradients are
+local (DDP averages them), so it is not the single-process loss of the global batch.
+
 ``assignment_source: embedding`` computes A from the embeddings instead (Figure 10 ablation).
 Momentum 0.996 -> 1 on a per-step cosine schedule, τ = 0.4, Sinkhorn ε = 0.05 and 3 iterations
 are the B.2 defaults.
@@ -17,11 +29,14 @@ import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from pretrain import distributed
 from pretrain.heads import build_predictor, build_projector
-from pretrain.losses import cosine_similarity_matrix, resa_loss, sinkhorn
+from pretrain.losses import cosine_similarity_matrix, resa_loss, row_cross_entropy, sinkhorn, sinkhorn_distributed
 from pretrain.methods import register_method
+from resa_core.errors import UserError
 
 
 def cosine_momentum(base: float, final: float, progress: float) -> float:
@@ -34,9 +49,10 @@ class ReSA(nn.Module):
     def __init__(self, config: dict, encoder: nn.Module):
         super().__init__()
         model_cfg, loss_cfg = config["model"], config["loss"]
+        self.variant = config.get("variant", "paper")
         self.encoder = encoder
-        self.projector = build_projector(encoder.feature_dim, model_cfg)
-        self.predictor = build_predictor(model_cfg)
+        self.projector = build_projector(encoder.feature_dim, config)
+        self.predictor = build_predictor(config)
         self.temperature = loss_cfg["temperature"]
         self.sinkhorn_eps = loss_cfg["sinkhorn_eps"]
         self.sinkhorn_iters = loss_cfg["sinkhorn_iters"]
@@ -45,6 +61,9 @@ class ReSA(nn.Module):
         self.momentum_final = model_cfg["momentum_final"]
         self.momentum = self.momentum_base
         self.use_momentum = model_cfg["momentum_encoder"]
+        if self.variant == "official" and not self.use_momentum:
+            raise UserError("variant 'official' needs model.momentum_encoder=true (the released code's "
+                            "momentum-free variant is not reproduced); use variant=paper for the Table 11 ablation")
         if self.use_momentum:
             self.momentum_encoder = copy.deepcopy(encoder).requires_grad_(False)
             self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
@@ -54,12 +73,21 @@ class ReSA(nn.Module):
         return self.predictor(embedding) if self.predictor is not None else embedding
 
     def assignment(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Self-assignment A from the similarity of the weak view's features (no gradient)."""
-        with torch.no_grad():
-            return sinkhorn(cosine_similarity_matrix(source.float(), target.float()),
-                            self.sinkhorn_eps, self.sinkhorn_iters)
+        """Self-assignment A from the cosine similarity of the features (no gradient, fp32).
 
-    def forward(self, weak: torch.Tensor, standard: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        Paper variant: both gathered, a square global matrix. Official variant: ``source``
+        local, ``target`` gathered, ``B_local x B_global`` with all-reduced normalisations.
+        """
+        device_type = source.device.type
+        with torch.no_grad(), torch.autocast(device_type, enabled=False):
+            scores = cosine_similarity_matrix(source.float(), target.float())
+            if self.variant == "official":
+                return sinkhorn_distributed(scores, self.sinkhorn_eps, self.sinkhorn_iters)
+            return sinkhorn(scores, self.sinkhorn_eps, self.sinkhorn_iters)
+
+    def forward(self, weak: torch.Tensor, standard: torch.Tensor, *small: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if self.variant == "official":
+            return self._forward_official([weak, standard, *small])
         h1, h2 = self.encoder(weak), self.encoder(standard)
         z1, z2 = self.embed(h1), self.embed(h2)
         if self.use_momentum:
@@ -68,12 +96,39 @@ class ReSA(nn.Module):
                 z1m, z2m = self.momentum_projector(h1m), self.momentum_projector(h2m)
         else:
             h1m, z1m, z2m = h1, z1, z2
-        if self.assignment_source == "encoding":
-            assign = self.assignment(h1, h1m)
+        source, target = (h1, h1m) if self.assignment_source == "encoding" else (z1, z1m)
+        assign = self.assignment(distributed.gather(source.detach()), distributed.gather(target.detach()))
+        z1, z2 = distributed.gather(z1), distributed.gather(z2)
+        if self.use_momentum:
+            z1m, z2m = distributed.gather(z1m), distributed.gather(z2m)
         else:
-            assign = self.assignment(z1, z1m)
+            z1m, z2m = z1, z2
         loss = resa_loss(z1, z2, z1m, z2m, assign.to(z1.dtype), self.temperature)
         return loss, {"assign_diag": assign.diagonal().mean().item()}
+
+    def _forward_official(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        encodings = [self.encoder(view) for view in views]
+        embeddings = [F.normalize(self.embed(h), dim=1) for h in encodings]
+        with torch.no_grad():
+            encodings_m = [self.momentum_encoder(view) for view in views[:2]]
+            embeddings_m = [self.momentum_projector(h) for h in encodings_m]
+            targets = [distributed.gather(F.normalize(z, dim=1), with_grad=False) for z in embeddings_m]
+        if self.assignment_source == "encoding":
+            source, target = encodings[0].detach(), encodings_m[0]
+        else:
+            source, target = embeddings[0].detach(), embeddings_m[0]
+        assign = self.assignment(source, distributed.gather(target, with_grad=False))
+        terms = [row_cross_entropy(embeddings[q] @ targets[v].T / self.temperature, assign.to(embeddings[q].dtype))
+                 for q in range(len(embeddings)) for v in range(len(targets)) if v != q]
+        loss = torch.stack(terms).mean()
+        offset = self.rank_offset(assign.shape[0])
+        own = assign[:, offset:offset + assign.shape[0]].diagonal().mean().item()
+        return loss, {"assign_diag": own}
+
+    @staticmethod
+    def rank_offset(local_rows: int) -> int:
+        """Column of this rank's first sample in a gathered (rank-ordered) matrix."""
+        return torch.distributed.get_rank() * local_rows if distributed.world_size() > 1 else 0
 
     @torch.no_grad()
     def after_step(self, progress: float) -> dict:
@@ -85,9 +140,10 @@ class ReSA(nn.Module):
         if not self.use_momentum:
             return {}
         m = self.momentum
-        for online, target in ((self.encoder, self.momentum_encoder), (self.projector, self.momentum_projector)):
-            for p_online, p_target in zip(online.parameters(), target.parameters(), strict=True):
-                p_target.mul_(m).add_(p_online.detach(), alpha=1 - m)
+        online = [*self.encoder.parameters(), *self.projector.parameters()]
+        target = [*self.momentum_encoder.parameters(), *self.momentum_projector.parameters()]
+        torch._foreach_mul_(target, m)
+        torch._foreach_add_(target, [p.detach() for p in online], alpha=1 - m)
         self.momentum = cosine_momentum(self.momentum_base, self.momentum_final, progress)
         return {"momentum": m}
 

@@ -13,6 +13,9 @@ import torch.nn.functional as F
 
 NORMALIZATION = {
     "fashion_mnist": ((0.2860, 0.2860, 0.2860), (0.3530, 0.3530, 0.3530)),
+    # CIFAR training-set statistics, as solo-learn's CIFAR pretraining transforms use them.
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     # torchvision's ImageNet statistics, used by every ImageNet-pretrained model.
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }

@@ -1,0 +1,36 @@
+"""Write a bare timm state_dict, ``.pth`` or ``.safetensors``, plus the sidecar ``<out>.json``.
+
+``timm.create_model(name, num_classes=0).load_state_dict(...)`` takes it as is: timm ViTs use the
+canonical ViT names and timm ResNets torchvision's. ``.safetensors`` (what timm's hub entries
+hold) also carries the provenance as its string metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from converters.backbone import Backbone
+from converters.engines.timm_model import check_timm
+from converters.provenance import provenance_of, sidecar_path
+from converters.targets import Target, register_target
+from resa_core.atomic import torch_save_atomic, write_bytes_atomic, write_json_atomic
+
+
+def write_timm(backbone: Backbone, out: Path) -> None:
+    provenance = provenance_of(backbone)
+    if out.suffix.lower() == ".safetensors":
+        from safetensors.torch import save
+
+        tensors = {key: tensor.contiguous() for key, tensor in backbone.state_dict.items()}
+        metadata = {key: json.dumps(value) for key, value in provenance.items()}
+        write_bytes_atomic(out, save(tensors, metadata=metadata))
+    else:
+        torch_save_atomic(out, dict(backbone.state_dict))
+    write_json_atomic(sidecar_path(out), provenance)
+
+
+register_target(
+    Target("timm", (".pth", ".safetensors"), reader="timm", write=write_timm, has_sidecar=True,
+           families=("resnet", "vit"), engine_check=check_timm)
+)

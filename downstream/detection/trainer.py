@@ -1,0 +1,83 @@
+"""One Detectron2 training + evaluation run: moco ``detection/train_net.py``'s Trainer, and its metrics.
+
+``Trainer`` is Detectron2's ``DefaultTrainer`` (hooks: LR schedule, checkpointing, PreciseBN,
+evaluation at the end) with MoCo's evaluator choice, and writers without TensorBoard (a
+CommonMetricPrinter and ``metrics.json``, which holds the losses every ``cfg.LOG_PERIOD``
+iterations: 20 as DefaultTrainer, 1 for a per-iteration loss curve on CPU). ``train``
+resumes from Detectron2's last checkpoint in ``OUTPUT_DIR`` when asked and one exists;
+otherwise it starts from the given backbone (or from scratch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+from detectron2.engine import DefaultTrainer, hooks
+from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter
+
+from converters import Backbone
+from downstream.detection.weights import load_into
+from resa_core.errors import UserError
+
+log = logging.getLogger("downstream.detection")
+
+# The summary numbers of COCOEvaluator ("bbox"/"segm") and PascalVOCDetectionEvaluator ("bbox");
+# per-category APs are left out of the record.
+SUMMARY_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer whose loss log is written every ``cfg.LOG_PERIOD`` iterations, as the median over them."""
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """As moco detection/train_net.py: COCO metrics for COCO sets, VOC 2007 11-point AP for VOC."""
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        if "coco" in dataset_name:
+            return COCOEvaluator(dataset_name, output_dir=output_folder)
+        return PascalVOCDetectionEvaluator(dataset_name)
+
+    def build_writers(self):
+        period = self.cfg.LOG_PERIOD
+        return [CommonMetricPrinter(self.max_iter, window_size=period),
+                JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json"), window_size=period)]
+
+    def build_hooks(self):
+        return [hooks.PeriodicWriter(self.build_writers(), period=self.cfg.LOG_PERIOD)
+                if isinstance(hook, hooks.PeriodicWriter) else hook for hook in super().build_hooks()]
+
+
+def flatten_metrics(results: dict) -> dict[str, float]:
+    """``{"bbox": {"AP": ..}, "segm": {..}}`` -> ``{"bbox_AP": .., "segm_AP": ..}`` (finite summary values)."""
+    flat = {}
+    for kind, values in results.items():
+        for name in SUMMARY_METRICS:
+            value = values.get(name)
+            if value is not None and math.isfinite(value):
+                flat[f"{kind}_{name}"] = float(value)
+    return flat
+
+
+def train(cfg, backbone: Backbone | None, resume: bool) -> dict[str, float]:
+    """Train and evaluate; returns the flat metrics (UserError when the evaluator gave no finite number)."""
+    trainer = Trainer(cfg)
+    if resume and trainer.checkpointer.has_checkpoint():
+        log.info("resuming from %s", trainer.checkpointer.get_checkpoint_file())
+        trainer.resume_or_load(resume=True)  # MODEL.WEIGHTS is empty: only our own last checkpoint
+    elif backbone is not None:
+        report = load_into(trainer.checkpointer, backbone, cfg.OUTPUT_DIR).as_dict()
+        Path(cfg.OUTPUT_DIR, "backbone_load.json").write_text(json.dumps(report))
+    else:
+        log.info("training from scratch (no backbone weights)")
+    trainer.train()
+    results = getattr(trainer, "_last_eval_results", None) or {}
+    metrics = flatten_metrics(results)
+    if not metrics:
+        raise UserError(f"{', '.join(cfg.DATASETS.TEST)}: the evaluator returned no finite AP (no detections above "
+                        f"MODEL.ROI_HEADS.SCORE_THRESH_TEST={cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST}?)")
+    return metrics

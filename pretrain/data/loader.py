@@ -1,0 +1,104 @@
+"""Batches of views for one epoch, from any step on, identical for any worker count or rank split.
+
+The sample order of epoch e is a permutation seeded by ``(seed, e)``; global batch b is
+``order[b*B:(b+1)*B]`` and rank r of W takes its r-th contiguous shard of B/W samples, so the
+ranks' shards concatenated in rank order are the single-process batch (what the DDP
+equivalence relies on). Two sources:
+
+* :class:`InMemoryBatches` (Fashion-MNIST arrays): batched tensor augmentation in the main
+  process (:func:`pretrain.data.views.augment_batch`), the demo's fast path;
+* :class:`LoaderBatches` (any catalog dataset): a ``DataLoader`` with workers; its batch
+  sampler yields ``(epoch, index)`` pairs and the dataset derives each view's randomness
+  from them (:class:`pretrain.data.pil_views.ViewMaker`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from pretrain.data.pil_views import ViewMaker
+from pretrain.data.views import ViewParams, augment_batch
+from resa_core.data.catalog import LabelledImages
+from resa_core.data.fashion_mnist import ImageArray
+from resa_core.data.tensors import normalize, to_float_rgb
+
+
+def rank_batches(num_samples: int, global_batch: int, seed: int, epoch: int, start: int, rank: int,
+                 world: int) -> Iterator[np.ndarray]:
+    """Positions (into the dataset) of this rank's shard of each global batch from ``start`` on."""
+    order = np.random.default_rng((seed, epoch)).permutation(num_samples)
+    local = global_batch // world
+    for b in range(start, num_samples // global_batch):
+        yield order[b * global_batch + rank * local: b * global_batch + (rank + 1) * local]
+
+
+class InMemoryBatches:
+    def __init__(self, data: ImageArray, views: list[ViewParams], seed: int, stats: str, global_batch: int,
+                 rank: int = 0, world: int = 1):
+        self.data, self.views, self.seed, self.stats = data, views, seed, stats
+        self.global_batch, self.rank, self.world = global_batch, rank, world
+
+    def __len__(self) -> int:
+        return len(self.data.labels)
+
+    def epoch(self, epoch: int, start: int) -> Iterator[list[torch.Tensor]]:
+        for batch in rank_batches(len(self), self.global_batch, self.seed, epoch, start, self.rank, self.world):
+            images, indices = to_float_rgb(self.data.images[batch]), self.data.indices[batch]
+            yield [normalize(augment_batch(images, indices, params, self.seed, epoch, v), self.stats)
+                   for v, params in enumerate(self.views)]
+
+
+class _ViewDataset(torch.utils.data.Dataset):
+    def __init__(self, data: LabelledImages, make_views: ViewMaker):
+        self.data, self.make_views = data, make_views
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: tuple[int, int]) -> list[torch.Tensor]:
+        epoch, position = key
+        image, _ = self.data[position]
+        return self.make_views(epoch, int(self.data.indices[position]), image)
+
+
+class _EpochSampler:
+    def __init__(self, num_samples: int, global_batch: int, seed: int, epoch: int, start: int, rank: int,
+                 world: int):
+        self.args = (num_samples, global_batch, seed, epoch, start, rank, world)
+        self.length = num_samples // global_batch - start
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        epoch = self.args[3]
+        for batch in rank_batches(*self.args):
+            yield [(epoch, int(position)) for position in batch]
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Workers leave SIGTERM/SIGUSR2 to the main process, which stops at a step boundary."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+class LoaderBatches:
+    def __init__(self, data: LabelledImages, views: list[ViewParams], seed: int, stats: str, global_batch: int,
+                 num_workers: int, rank: int = 0, world: int = 1, pin_memory: bool = False):
+        self.dataset = _ViewDataset(data, ViewMaker(views, seed, stats))
+        self.seed, self.global_batch, self.num_workers = seed, global_batch, num_workers
+        self.rank, self.world, self.pin_memory = rank, world, pin_memory
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def epoch(self, epoch: int, start: int) -> Iterator[list[torch.Tensor]]:
+        sampler = _EpochSampler(len(self), self.global_batch, self.seed, epoch, start, self.rank, self.world)
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers,
+                                             pin_memory=self.pin_memory, worker_init_fn=_ignore_stop_signals)
+        yield from loader

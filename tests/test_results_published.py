@@ -1,0 +1,179 @@
+"""Published numbers (results/published/*.csv) against the papers' text, and tables compared with them.
+
+Every file's shape is fixed here, and every row's numbers must occur, in order, on one line of
+the paper's text (digits only for the OCR'd DSA paper, whose text lost its decimal points; the
+few cells where the OCR misread a digit are listed with the text it shows).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_results import PNG_MAGIC, write_record
+
+from resa_core.errors import UserError
+from results.layout import load_layout
+from results.published import PUBLISHED_DIR, read_published
+from results.table import build_table
+
+PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
+PAPER_FILES = {"resa": "resa-clustering-properties-of-ssl-icml2025.md",
+               "mira": "mira-mutual-information-regularized-assignment-neurips2022.md",
+               "dsa": "dsa-dynamic-semantic-adjuster.md"}
+SHAPES = {  # (rows, columns after the row label)
+    "resa_table1": (12, 6), "resa_table2": (17, 3), "resa_table3": (5, 2), "resa_table5": (11, 6),
+    "resa_table6": (6, 16), "resa_table7": (6, 4), "resa_table10": (7, 4),
+    "mira_table3": (6, 3), "mira_table4": (6, 4), "mira_table5": (8, 12), "mira_table7": (6, 7),
+    "dsa_table4": (17, 8), "dsa_table6": (13, 12), "dsa_table7": (17, 12),
+}
+SPOT_CHECKS = [  # (file, row, column, value) read off the paper by eye
+    ("resa_table1", "ReSA", "CIFAR-10 k-nn", 93.02), ("resa_table1", "INTL", "ImageNet-100 linear", 81.68),
+    ("resa_table2", "ReSA (batch 1024)", "800 ep", 75.2), ("resa_table3", "DINO", "k-nn", 67.9),
+    ("resa_table5", "ReSA", "seg AP75", 38.4), ("resa_table6", "DINO†", "Flowers-102 k=5", 84.8),
+    ("resa_table7", "ReSA", "coarse k-nn", 78.8), ("resa_table10", "SwAV†", "top-1 10%", 70.2),
+    ("mira_table3", "MIRA", "1%", 47.8), ("mira_table4", "BarlowTwins", "1% top-5", 79.2),
+    ("mira_table5", "MIRA", "Aircraft", 59.06), ("mira_table7", "SwAV", "ImageNet-100 top-1", 77.83),
+    ("dsa_table4", "BYOL + DSA", "1% top-1", 57.5), ("dsa_table6", "SwAV + DSA", "CUB200 5-way 1-shot", 49.36),
+    ("dsa_table7", "MoCo + DSA", "COCO det AP", 40.8),
+]
+OCR_TEXT = {("dsa_table7", "SimCLR + DSA", "VOC07 AP50"): "717.5"}  # the paper's text reads 717.5 for 77.5
+MISSING_IN_PAPER = {("resa_table2", "SwAV (batch 256)", "800 ep"), ("resa_table2", "MEC (batch 256)", "200 ep")}
+
+
+def paper_lines(name: str) -> list[str]:
+    if not PAPERS.is_dir():
+        pytest.skip(f"the papers' text is not beside the project ({PAPERS})")
+    return (PAPERS / PAPER_FILES[name.split("_")[0]]).read_text(encoding="utf-8").splitlines()
+
+
+def occurs_in_order(needles: list[str], haystack: str) -> bool:
+    position = 0
+    for needle in needles:
+        position = haystack.find(needle, position)
+        if position < 0:
+            return False
+        position += len(needle)
+    return True
+
+
+def cell_texts(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Row label -> [(column, the cell's text as written in the CSV)], non-empty numeric cells only."""
+    table = pd.read_csv(path, skiprows=1, index_col=0, dtype=str, keep_default_na=False)
+    return {row: [(column, text) for column, text in values.items() if re.fullmatch(r"[0-9.]+", text)]
+            for row, values in table.iterrows()}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_published_file_has_its_shape_caption_and_source(name):
+    published = read_published(f"{name}.csv")
+    assert published.table.shape == SHAPES[name]
+    paper, table = name.split("_table")
+    assert published.caption.lower().startswith(f"{paper} table ")
+    assert published.source.startswith(f"shared/papers/{PAPER_FILES[paper]}")
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_published_row_occurs_on_one_line_of_the_paper(name):
+    lines = paper_lines(name)
+    ocr = name.startswith("dsa")
+    texts = cell_texts(PUBLISHED_DIR / f"{name}.csv")
+    if name == "resa_table3":  # printed transposed: one paper line per column
+        columns = {column: [rows[i][1] for rows in texts.values()] for i, (column, _) in
+                   enumerate(next(iter(texts.values())))}
+        for column, values in columns.items():
+            assert any(line.startswith(column) and occurs_in_order(values, line) for line in lines), column
+        return
+    for row, cells in texts.items():
+        values = [OCR_TEXT.get((name, row, column), text) for column, text in cells]
+        if ocr:
+            values = [re.sub(r"\D", "", value) for value in values]
+        first_word = re.match(r"[A-Za-z]+", row).group(0)
+        matches = [line for line in lines
+                   if occurs_in_order(values, re.sub(r"\D", "", line) if ocr else line)
+                   and (name == "resa_table2" or first_word in line)]
+        assert matches, f"{name}: row {row!r} {values} is on no line of the paper"
+
+
+def test_spot_checked_cells_and_gaps():
+    for name, row, column, value in SPOT_CHECKS:
+        assert read_published(f"{name}.csv").value(row, column) == pytest.approx(value), (name, row, column)
+    for name, row, column in MISSING_IN_PAPER:
+        assert read_published(f"{name}.csv").value(row, column) is None
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_paper_layout_loads_with_all_published_rows(name):
+    layout = load_layout(name)
+    labels = [layout.published_row(row) for row in layout.rows]
+    assert labels[:len(layout.published.table)] == list(layout.published.table.index)
+    assert all(column.published in layout.published.table.columns for column in layout.columns)
+
+
+def test_table_shows_ours_beside_the_paper_with_the_difference(tmp_path):
+    write_record(tmp_path, "linear", "resa", 0, {"top1": 93.0, "top5": 99.0}, dataset="cifar10")
+    write_record(tmp_path, "linear", "resa", 1, {"top1": 94.0, "top5": 99.0}, dataset="cifar10")
+    write_record(tmp_path, "knn", "resa", 0, {"top1_majority_k5": 92.0}, dataset="cifar10")
+    output = build_table(tmp_path, "resa_table1", tmp_path / "out")
+    lines = [line for line in output.markdown.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| backbone | CIFAR-10 linear | paper | Δ | CIFAR-10 k-nn | paper | Δ |")
+    resa = next(line for line in lines if line.startswith("| ReSA [resa] |"))
+    assert "| 93.50 ± 0.71 | 93.53 | -0.03 | 92.00 (n=1) | 93.02 | -1.02 |" in resa
+    simclr = next(line for line in lines if line.startswith("| SimCLR |"))
+    assert simclr.count("– [") == 6 and "| 90.74 |" in simclr
+    assert len(lines) == 2 + 12  # header, rule, every published row
+    csv = pd.read_csv(tmp_path / "out" / "resa_table1.csv")
+    cell = csv[(csv["row"] == "resa") & (csv["column"] == "CIFAR-10 linear")].iloc[0]
+    assert cell["published"] == pytest.approx(93.53) and cell["delta"] == pytest.approx(-0.03)
+    assert {"code_version", "config_hash", "backbone_sha256"} <= set(csv.columns)
+    tex = (tmp_path / "out" / "resa_table1.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"ReSA [resa] & 93.50 $\pm$ 0.71 & 93.53 & -0.03" in tex
+
+
+def test_config_and_epoch_filters_pick_their_records(tmp_path):
+    write_record(tmp_path, "lowshot", "resa", 0, {"top1": 50.0, "top5": 70.0}, dataset="imagenet")
+    record = next((tmp_path / "records").rglob("seed0.json"))
+    data = json.loads(record.read_text())
+    data["config"]["label_subset"] = "1percent"
+    record.write_text(json.dumps(data))
+    cells = build_table(tmp_path, "resa_table10", tmp_path / "out").markdown
+    resa = next(line for line in cells.splitlines() if line.startswith("| ReSA [resa] |"))
+    assert resa.startswith("| ReSA [resa] | 50.00 | 56.40 | -6.40 | – [")
+
+
+def test_training_curves_plot_and_bad_log(tmp_path):
+    log = tmp_path / "resa" / "metrics.jsonl"
+    log.parent.mkdir()
+    lines = [{"epoch": 0, "step": s, "loss": 5.0 - s / 10, "lr": 0.1} for s in range(1, 11)]
+    lines += [{"epoch": e, "step": 10 * e, "epoch_loss": 4.0, "knn_top1": 20.0 + e, "encoding/sc_mean": 0.1 * e,
+               "encoding/ari": 0.05 * e, "embedding/ari": 0.02 * e} for e in (1, 2)]
+    log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = tmp_path / "curves.png"
+    result = subprocess.run([sys.executable, "-m", "results", "plot-curves", str(log), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    log.write_text('{"epoch": 0, "step": 1}\nnot json\n')
+    bad = subprocess.run([sys.executable, "-m", "results", "plot-curves", str(log), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "metrics.jsonl:2" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("body, message", [
+    ("rows: [{name: resa, published: ReSA-X}]\n"
+     "columns: [{label: linear, task: linear, dataset: imagenet, metric: top1}]",
+     "maps to 'ReSA-X', which resa_table3 does not have"),
+    ("rows: [resa]\ncolumns: [{label: knn, task: knn, dataset: imagenet, metric: top1_k20}]",
+     "resa_table3 has no column 'knn'"),
+])
+def test_a_layout_naming_what_the_published_file_lacks_is_an_error(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"title: bad\npublished: resa_table3.csv\n{body}\n")
+    with pytest.raises(UserError, match=message):
+        load_layout(str(path))

@@ -1,0 +1,243 @@
+"""Fast checks of the segmentation task (real mmseg configs and modules, no training).
+
+The mmcv.ops stand-in, the task configs against the MMSelfSup protocol, linear scaling,
+SyncBN -> BN, strict overrides, the data-layout error, strict backbone keys (ResNet-50 and the
+converted ViT-S/16, which also runs a forward), and the scoped resume allow-list.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+from conftest import require
+
+INSTALL = "bash scripts/install_segmentation.sh"
+
+
+@pytest.fixture(scope="module")
+def mmseg():
+    require("mmseg", INSTALL)
+    from resa_core.mmseg_import import import_mmseg
+
+    return import_mmseg()
+
+
+def task_config(name: str):
+    from mmengine.config import Config
+
+    from downstream.segmentation.tasks import seg_task
+
+    return Config.fromfile(str(seg_task(name).config_path))
+
+
+@pytest.fixture(scope="module")
+def r50_mmseg(tmp_path_factory):
+    """A randomly initialised torchvision ResNet-50, converted by converters to an mmseg file."""
+    import torchvision
+
+    from converters import convert
+
+    folder = tmp_path_factory.mktemp("r50")
+    torch.manual_seed(0)
+    state = {k: v for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}
+    torch.save(state, folder / "r50_tv.pth")
+    return convert(folder / "r50_tv.pth", folder / "r50_mmseg.pth", to="mmseg")
+
+
+def test_lite_ops_serve_mmcv_point_sample_and_refuse_compiled_ops(mmseg):
+    from resa_core.mmcv_lite_ops import has_compiled_ops
+
+    if has_compiled_ops():
+        pytest.skip("full mmcv installed: the stand-in is not registered")
+    import mmcv.ops
+
+    from resa_core.errors import UserError
+
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    centres = torch.tensor([[[0.125, 0.125], [0.875, 0.375]]])  # (x, y) of pixel centres (0,0) and (row 1, col 3)
+    assert mmcv.ops.point_sample(image, centres).flatten().tolist() == [0.0, 7.0]
+    with pytest.raises(ModuleNotFoundError, match="full mmcv"):
+        from mmcv.ops import RoIAlign  # noqa: F401
+    with pytest.raises(UserError, match="compiled ops"):
+        mmcv.ops.sigmoid_focal_loss(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", ["voc12aug_fcn_r50_d8_20k", "cityscapes_fcn_r50_d8_40k", "ade20k_upernet_r50_160k"])
+def test_resnet_tasks_follow_the_mmselfsup_benchmark_backbone(mmseg, name):
+    cfg = task_config(name)
+    backbone = cfg.model.backbone
+    assert backbone.type == "ResNet" and backbone.depth == 50 and not backbone.get("deep_stem", False)
+    assert backbone.norm_cfg.type == "SyncBN" and backbone.norm_eval is False
+    assert backbone.init_cfg.type == "Pretrained" and cfg.model.pretrained is None
+
+
+def test_protocol_constants_come_from_the_cited_configs(mmseg):
+    voc, city = task_config("voc12aug_fcn_r50_d8_20k"), task_config("cityscapes_fcn_r50_d8_40k")
+    assert voc.train_cfg.max_iters == 20000 and voc.optim_wrapper.optimizer.lr == 0.01
+    assert voc.model.decode_head.num_classes == 21 and voc.model.data_preprocessor.size == (512, 512)
+    assert city.model.test_cfg.mode == "slide" and city.model.data_preprocessor.size == (769, 769)
+    vit = task_config("ade20k_upernet_vit_s16_160k")
+    assert vit.model.backbone.embed_dims == 384 and vit.model.backbone.final_norm and vit.model.backbone.patch_bias
+    assert vit.train_cfg.max_iters == 160000 and vit.model.decode_head.num_classes == 150
+
+
+def test_linear_scaling_of_lr_and_every_iteration_count(mmseg):
+    from downstream.segmentation.scaling import Scaling, apply_scaling
+
+    cfg = task_config("voc12aug_fcn_r50_d8_20k")
+    line = apply_scaling(cfg, Scaling(reference_gpus=4, world_size=1))
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.0025)
+    assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval, cfg.default_hooks.checkpoint.interval) == (
+        80000, 8000, 8000)
+    assert cfg.param_scheduler[0].end == 80000
+    assert "lr 0.01 -> 0.0025, iterations 20000 -> 80000" in line
+    vit = task_config("ade20k_upernet_vit_s16_160k")
+    apply_scaling(vit, Scaling(reference_gpus=8, world_size=2))
+    assert [s.end for s in vit.param_scheduler] == [6000, 640000] and vit.param_scheduler[1].begin == 6000
+    assert apply_scaling(task_config("voc12aug_fcn_r50_d8_20k"), Scaling(4, 4)) is None
+
+
+def test_syncbn_becomes_bn(mmseg):
+    from downstream.segmentation.norm import replace_syncbn
+
+    cfg = task_config("ade20k_upernet_r50_160k")
+    assert replace_syncbn(cfg.model) == 3  # backbone, decode head, auxiliary head
+    assert "SyncBN" not in str(cfg.model.to_dict())
+    assert cfg.model.backbone.norm_cfg.type == "BN" and cfg.model.decode_head.norm_cfg.type == "BN"
+
+
+def test_overrides_are_strict(mmseg):
+    from downstream.segmentation.overrides import apply_overrides
+    from resa_core.errors import UserError
+
+    cfg = task_config("voc12aug_fcn_r50_d8_20k")
+    apply_overrides(cfg, ["train_cfg.max_iters=8", "model.backbone.frozen_stages=1",
+                          "val_dataloader.dataset.pipeline.1.scale=[128,64]"])
+    assert cfg.train_cfg.max_iters == 8 and cfg.model.backbone.frozen_stages == 1
+    assert cfg.val_dataloader.dataset.pipeline[1].scale == (128, 64)  # tuple kept: mmseg asserts on it
+    for bad in ("train_cfgg.max_iters=8", "optim_wrapper.optimizer.lr.x=1", "param_scheduler.5.end=3",
+                "default_scope.x=1", "no_equals_sign", "env_cfg.cudnn_benchmarkk=true"):
+        with pytest.raises(UserError, match="override"):
+            apply_overrides(cfg, [bad])
+
+
+def test_missing_data_names_the_expected_layout(mmseg, r50_mmseg, tmp_path):
+    from downstream.segmentation.cli import main
+    from resa_core.errors import UserError
+
+    with pytest.raises(UserError, match=r"VOCdevkit/VOC2012.*missing or empty.*JPEGImages/\*\.jpg"):
+        main(["--task", "voc12aug_fcn_r50_d8_20k", "--weights", str(r50_mmseg), "--run-dir", str(tmp_path),
+              "--data-root", str(tmp_path / "nothing")])
+    assert not (tmp_path / "records").exists()
+
+
+def test_resnet50_backbone_keys_strict(mmseg, r50_mmseg):
+    from converters.safe_load import load_torch
+    from downstream.segmentation.backbone_check import build_backbone, check_backbone_keys
+    from resa_core.errors import UserError
+
+    state_dict = load_torch(r50_mmseg)["state_dict"]
+    backbone = task_config("voc12aug_fcn_r50_d8_20k").model.backbone
+    assert check_backbone_keys(build_backbone(backbone), state_dict, "r50") == len(state_dict) == 318
+    prefixed = {f"backbone.{key}": value for key, value in state_dict.items()}
+    with pytest.raises(UserError, match="318 missing keys.*318 unexpected keys"):
+        check_backbone_keys(build_backbone(backbone), prefixed, "prefixed")
+    with pytest.raises(UserError, match="missing keys .*stem"):  # ResNetV1c's deep stem cannot take it
+        check_backbone_keys(build_backbone(dict(backbone, type="ResNetV1c")), state_dict, "v1c")
+
+
+def test_vit_s16_converted_backbone_loads_strictly_and_runs(mmseg, tmp_path):
+    from mmseg.registry import MODELS
+
+    from converters import convert
+    from converters.safe_load import load_torch
+    from downstream.segmentation.backbone_check import build_backbone, check_backbone_keys, check_backbone_loaded
+    from pretrain.models import build_backbone as build_arch
+
+    torch.manual_seed(0)
+    torch.save(build_arch("vit_small_patch16").state_dict(), tmp_path / "vits_timm.pth")
+    path = convert(tmp_path / "vits_timm.pth", tmp_path / "vits_mmseg.pth", to="mmseg")
+    state_dict = load_torch(path)["state_dict"]
+    cfg = dict(task_config("ade20k_upernet_vit_s16_160k").model.backbone, img_size=(64, 64))
+    assert check_backbone_keys(build_backbone(cfg), state_dict, str(path)) == len(state_dict)
+    model = MODELS.build(dict(cfg, init_cfg=dict(type="Pretrained", checkpoint=str(path))))
+    model.init_weights()  # mmseg's own Pretrained path (resizes pos_embed 197 -> 17 tokens)
+    check_backbone_loaded(model, state_dict, str(path))
+    outputs = model(torch.randn(1, 3, 64, 64))
+    assert [tuple(out.shape) for out in outputs] == [(1, 384, 4, 4)] * 4
+
+
+def test_resume_allow_list_is_scoped(mmseg, tmp_path):
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from downstream.segmentation.resume import SafeResumeRunner, history_buffer_method
+    from resa_core.errors import UserError
+
+    assert history_buffer_method(HistoryBuffer, "min") == HistoryBuffer.min
+    for obj, name in ((HistoryBuffer, "__init__"), (HistoryBuffer.min, "__globals__"), (torch, "load")):
+        with pytest.raises(UserError, match="refusing getattr"):
+            history_buffer_method(obj, name)
+    with pytest.raises(UserError, match="only reads checkpoints that this run wrote"):
+        SafeResumeRunner.resume(types.SimpleNamespace(work_dir=str(tmp_path / "run")), str(tmp_path / "user.pth"))
+    torch.save({"buffer": HistoryBuffer()}, tmp_path / "hb.pth")
+    with pytest.raises(Exception, match="Unsupported global"):  # outside the resume, nothing extra is allowed
+        torch.load(tmp_path / "hb.pth", weights_only=True)
+
+
+def test_wrong_arch_is_a_user_error(mmseg, r50_mmseg, tmp_path):
+    from downstream.segmentation.cli import main
+    from resa_core.errors import UserError
+
+    with pytest.raises(UserError, match="needs a vit_small_patch16 backbone, this file holds resnet50"):
+        main(["--task", "ade20k_upernet_vit_s16_160k", "--weights", str(r50_mmseg), "--run-dir", str(tmp_path)])
+
+
+def test_launcher_from_environment_and_num_gpus(monkeypatch):
+    from downstream.segmentation.cli import _without_num_gpus
+    from downstream.segmentation.launch import detect_launcher, torchrun_command
+    from resa_core.errors import UserError
+
+    for name in ("WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    assert detect_launcher("auto") == ("none", 1)
+    with pytest.raises(UserError, match="not started by torchrun"):
+        detect_launcher("pytorch")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert detect_launcher("auto") == ("slurm", 8)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert detect_launcher("auto") == ("pytorch", 4)
+    argv = _without_num_gpus(["--task", "t", "--num-gpus", "4", "--num-gpus=4", "k=v"])
+    assert argv == ["--task", "t", "k=v"]
+    assert torchrun_command(4, argv)[2:5] == ["torch.distributed.run", "--standalone", "--nproc_per_node=4"]
+
+
+def test_cityscapes_layout_is_what_mmseg_reads(mmseg, tmp_path):
+    """Files named as mmseg's cityscapes converter writes them pass the check and index in CityscapesDataset."""
+    import numpy as np
+    from mmseg.registry import DATASETS
+    from PIL import Image
+
+    from downstream.segmentation.data_layout import check_layout, set_data_root
+    from downstream.segmentation.tasks import seg_task
+    from resa_core.errors import UserError
+
+    task = seg_task("cityscapes_fcn_r50_d8_40k")
+    cfg = task_config(task.name)
+    set_data_root(cfg, tmp_path / task.subdir)
+    with pytest.raises(UserError, match="leftImg8bit/train.*gtFine_labelTrainIds"):
+        check_layout(cfg, task.layout)
+    for split in ("train", "val"):
+        for folder, suffix, mode in (("leftImg8bit", "leftImg8bit", "RGB"), ("gtFine", "gtFine_labelTrainIds", "L")):
+            city = tmp_path / "cityscapes" / folder / split / "aachen"
+            city.mkdir(parents=True)
+            shape = (8, 16) if mode == "L" else (8, 16, 3)
+            Image.fromarray(np.zeros(shape, np.uint8)).save(city / f"aachen_000000_000019_{suffix}.png")
+    check_layout(cfg, task.layout)
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert len(dataset) == 1
+    label = "gtFine/train/aachen/aachen_000000_000019_gtFine_labelTrainIds.png"
+    assert dataset.get_data_info(0)["seg_map_path"].endswith(label)
+    assert dataset[0]["data_samples"].gt_sem_seg.data.shape[-2:] == (769, 769)  # the task's crop, padded
