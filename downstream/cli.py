@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [role for role in task.roles if role not in dataset.roles]
     if missing and not task.on_images(config):
         raise UserError(f"task '{task.name}' needs the {missing} role(s); dataset '{dataset.name}' has {dataset.roles}")
+    if dataset.multilabel and not task.multilabel:
+        raise UserError(f"dataset '{dataset.name}' is multi-label; task '{task.name}' takes single-label datasets only")
     start_time = utc_now()
     backbone = resolve_backbone(args.weights, args.seed, dataset.grey, args.name)
     backbone.encoder.to("cuda" if torch.cuda.is_available() else "cpu")

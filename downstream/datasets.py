@@ -40,6 +40,7 @@ class DatasetSpec:
     grey: bool
     splits: Mapping[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
     defaults: Mapping = field(default_factory=dict)
+    multilabel: bool = False  # labels are class bit masks (catalog.multilabel_targets); only tasks that decode them
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -84,15 +85,18 @@ _SPLITS = {
     "aircraft": {"train": "train", "val": "val", "test": "test"},
     "dtd": {"train": "train", "val": "val", "test": "test"},
     "fc100": {"train": "train", "val": "val", "test": "test"},
+    "voc2007": {"train": "train", "val": "val", "test": "test"},  # multi-label (bit-mask labels): logreg-transfer
     "plant_disease": {"test": "test"},
 }
 _CIFAR_NAMES = ("cifar10", "cifar100", "cifar100_coarse", "fc100")
+MULTILABEL_NAMES = ("voc2007",)
 
 
 def _catalog_spec(name: str) -> DatasetSpec:
     splits = _SPLITS.get(name, {"train": "train", "test": "test"})
     defaults = _CIFAR_VIEW if name in _CIFAR_NAMES else _IMAGENET_VIEW
-    return DatasetSpec(name, _catalog_loader(name, splits), grey=False, splits=splits, defaults=defaults)
+    return DatasetSpec(name, _catalog_loader(name, splits), grey=False, splits=splits, defaults=defaults,
+                       multilabel=name in MULTILABEL_NAMES)
 
 
 DATASETS: dict[str, DatasetSpec] = {

@@ -22,7 +22,7 @@ METRIC_PATTERNS: dict[str, re.Pattern[str]] = {
     "linear": re.compile(r"top[15]"),
     "lowshot": re.compile(r"top[15]"),
     "fewshot": re.compile(r"(acc|ci95)_[1-9][0-9]*way[1-9][0-9]*shot"),
-    "logreg-transfer": re.compile(r"(val_)?(top1|mean_per_class)|selected_C"),
+    "logreg-transfer": re.compile(r"(val_)?(top1|mean_per_class|map11)|selected_C"),
     "clustering": re.compile(
         r"(sc_mean|sc_std|ari|inter_class_dist|intra_class_var)_(encoding|embedding|hidden[0-9]+)"),
     **{task: DETECTION_METRICS for task in DETECTION_TASKS},

@@ -45,6 +45,7 @@ class Task:
     optional_roles: tuple[str, ...] = ()
     on_images: Callable[[dict], bool] = lambda config: False
     uses_context: bool = False  # feature tasks that also need the run directory get ``context=``
+    multilabel: bool = False  # accepts multi-label datasets (DatasetSpec.multilabel: bit-mask labels)
 
 
 def _registry() -> dict[str, Task]:

@@ -9,6 +9,17 @@ of the training set (their ``valid_size=0.2``, shuffled with a fixed seed).
 
 The metric follows the dataset (their ``LINEAR_DATASETS`` table; MIRA Table 5 caption):
 mean-per-class accuracy for Pets, Flowers (and Aircraft, Caltech-101), top-1 elsewhere.
+
+VOC2007 is multi-label (their ``'mAP'`` metric): one binary L2 logistic regression per class
+(one-vs-rest, all with the same C), ranked by ``decision_function``; C is chosen on the official
+val split by the mean AP and the refit on trainval is scored on test as the PASCAL VOC 2007
+11-point interpolated AP averaged over the 20 classes, in percent (``map11``). The AP follows
+the VOC2007 devkit's ``VOCcode/VOCevalcls.m`` (Everingham et al., VOCdevkit_08-Jun-2007):
+scores sorted in decreasing order, ``rec = cumsum(tp) / npos``, ``prec = cumsum(tp) / (cumsum(tp) +
+cumsum(fp))``, ``ap = sum over t in 0:0.1:1 of max(prec(rec >= t)) / 11`` (0 where no recall reaches t).
+Ericsson et al. compute the same sum (``voc_ap``) from scikit-learn's ``precision_recall_curve``,
+which differs from the devkit only where scores tie (it merges them) and at t = 0 when the top-scored
+image is negative (its curve starts at precision 1, recall 0).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from tqdm import tqdm
 from downstream.config import require_positive_int
 from downstream.features import FeatureSet
 from downstream.tasks import Task, TaskContext
+from resa_core.data.catalog import VOC_CLASSES, multilabel_targets
 from resa_core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -35,10 +47,65 @@ SCHEMA = {
     "wd_values": 45,
     "valid_fraction": 0.2,  # ssl-transfer get_train_valid_loader(valid_size=0.2) without an official val split
     "max_iter": 1000,  # L-BFGS iterations per fit (sklearn default 100 stops early on 2048-d features)
-    "metric": "auto",  # auto (per dataset, below), top1 or mean_per_class
+    "metric": "auto",  # auto (per dataset, below), top1, mean_per_class; map11 (multi-label VOC2007)
 }
 MEAN_PER_CLASS_DATASETS = {"pets", "flowers102", "aircraft", "caltech101"}  # ssl-transfer LINEAR_DATASETS
 METRICS = ("top1", "mean_per_class")
+MULTILABEL_DATASETS = {"voc2007": len(VOC_CLASSES)}  # bit-mask labels (resa_core.data.catalog.multilabel_targets)
+MULTILABEL_METRICS = ("map11",)
+
+
+def voc07_average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
+    """PASCAL VOC 2007 11-point interpolated AP (devkit ``VOCevalcls.m``), a fraction in [0, 1].
+
+    ``positives``: 1 where the image holds the class, 0 otherwise (the devkit's gt > 0 / gt < 0;
+    its gt = 0 "difficult only" images are not used here). Ties keep input order (MATLAB's stable sort).
+    """
+    scores, positives = np.asarray(scores, dtype=np.float64), np.asarray(positives) > 0
+    order = np.argsort(-scores, kind="stable")
+    tp, fp = np.cumsum(positives[order]), np.cumsum(~positives[order])
+    recall = tp / max(int(positives.sum()), 1)
+    precision = tp / np.maximum(tp + fp, 1)
+    total = 0.0
+    for threshold in np.linspace(0.0, 1.0, 11):
+        reached = recall >= threshold  # thresholds as Ericsson et al.'s np.linspace(0, 1, 11)
+        total += float(precision[reached].max()) if reached.any() else 0.0
+    return total / 11.0
+
+
+def _fit_multilabel(features: np.ndarray, targets: np.ndarray, C: float, max_iter: int) -> list:
+    """One binary L2 logistic regression per class (a constant score where the class has one label value)."""
+    models = []
+    for column in targets.T:
+        models.append(_fit(features, column, C, max_iter) if len(np.unique(column)) == 2 else float(column[0]))
+    return models
+
+
+def _map11(models: list, features: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes with a positive test image of the 11-point AP of the decision scores, in percent."""
+    aps = []
+    for model, column in zip(models, targets.T, strict=True):
+        if column.sum() == 0:
+            continue  # the devkit's AP is undefined without positives
+        scores = model.decision_function(features) if not isinstance(model, float) else np.full(len(column), model)
+        aps.append(voc07_average_precision(scores, column))
+    return float(100.0 * np.mean(aps)) if aps else 0.0
+
+
+def select_and_evaluate_multilabel(
+    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+    c_values: np.ndarray, max_iter: int,
+) -> dict[str, float]:
+    """As :func:`select_and_evaluate` with ``(N, classes)`` 0/1 targets, one-vs-rest, scored by ``map11``."""
+    best_c, best = None, -1.0
+    for C in tqdm(c_values, desc="logreg C search (one-vs-rest)", unit="C"):
+        value = _map11(_fit_multilabel(*train, C, max_iter), *val)
+        log.info("C=%.3g val map11=%.2f", C, value)
+        if value > best:
+            best_c, best = C, value
+    trainval = np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])
+    final = _fit_multilabel(*trainval, best_c, max_iter)
+    return {"map11": _map11(final, *test), "val_map11": best, "selected_C": best_c}
 
 
 def mean_per_class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -92,10 +159,15 @@ def run(
 ) -> dict[str, float]:
     """``seed`` fixes the carved validation split (Ericsson et al. use seed 0); ``context`` names the dataset."""
     metric = config["metric"]
+    dataset = context.dataset.name if context else None
+    multilabel = dataset in MULTILABEL_DATASETS
     if metric == "auto":
-        dataset = context.dataset.name if context else None
-        metric = "mean_per_class" if dataset in MEAN_PER_CLASS_DATASETS else "top1"
-    if metric not in METRICS:
+        metric = "map11" if multilabel else "mean_per_class" if dataset in MEAN_PER_CLASS_DATASETS else "top1"
+    if multilabel and metric not in MULTILABEL_METRICS:
+        raise UserError(f"dataset {dataset!r} is multi-label: 'metric' must be auto or map11, got {metric!r}")
+    if not multilabel and metric in MULTILABEL_METRICS:
+        raise UserError(f"metric '{metric}' needs a multi-label dataset ({', '.join(sorted(MULTILABEL_DATASETS))})")
+    if not multilabel and metric not in METRICS:
         raise UserError(f"config key 'metric' must be auto or one of {METRICS}, got {metric!r}")
     if not 0.0 < config["valid_fraction"] < 1.0:
         raise UserError(f"config key 'valid_fraction' must lie in (0, 1), got {config['valid_fraction']}")
@@ -107,7 +179,14 @@ def run(
     else:
         keep, held = validation_split(len(train[1]), config["valid_fraction"], seed)
         train, val = (train[0][keep], train[1][keep]), (train[0][held], train[1][held])
-    return select_and_evaluate(train, val, test, c_values, metric, require_positive_int(config, "max_iter"))
+    max_iter = require_positive_int(config, "max_iter")
+    if multilabel:
+        classes = MULTILABEL_DATASETS[dataset]
+        train, val, test = ((pair[0], multilabel_targets(pair[1], classes)) for pair in (train, val, test))
+        return select_and_evaluate_multilabel(train, val, test, c_values, max_iter)
+    return select_and_evaluate(train, val, test, c_values, metric, max_iter)
 
 
-TASK = Task("logreg-transfer", SCHEMA, ("train", "test"), run, optional_roles=("val",), uses_context=True)
+TASK = Task(
+    "logreg-transfer", SCHEMA, ("train", "test"), run, optional_roles=("val",), uses_context=True, multilabel=True
+)

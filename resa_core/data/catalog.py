@@ -38,6 +38,18 @@ extracted under ``root``):
   with ``download=False``.
 * ``fashion_mnist``: the idx files found by :mod:`resa_core.data.fashion_mnist`, grey
   replicated to RGB.
+* ``voc2007`` (multi-label): PASCAL VOC 2007 classification, ``root[/VOCdevkit]/VOC2007/{JPEGImages,
+  Annotations,ImageSets/Main/{train,val,trainval,test}.txt}`` (or ``root`` itself), the 20 classes of
+  ``VOC_CLASSES``. An image is positive for every class with an object in its XML annotation
+  (difficult ones included). Its label is that set as a **bit mask** (``sum 2**class``), so the
+  int64 label machinery is unchanged; :func:`multilabel_targets` decodes it to an ``(N, 20)`` 0/1
+  matrix. Only tasks that know this (logreg-transfer) can use it.
+* ``caltech101``: ``torchvision.datasets.Caltech101``'s layout (``root/caltech101/101_ObjectCategories``),
+  all 102 folders as classes (BACKGROUND_Google included, as the 102 classes of Ericsson et al.'s
+  ``LINEAR_DATASETS``); split ``train`` = 30 images per class drawn with ``default_rng(0)``, ``test`` = the rest.
+* ``sun397``: ``torchvision.datasets.SUN397``'s layout (``root/SUN397/{ClassName.txt,<letter>/<class>/sun_*.jpg}``)
+  with the official partition 1 lists ``Training_01.txt`` / ``Testing_01.txt`` (the Partitions archive,
+  extracted into ``root/SUN397`` or ``root``), as Ericsson et al.'s ``datasets/sun397.py`` (split ``01``).
 
 ImageNet 1%/10% label subsets: :func:`imagenet_subset_indices` matches the shipped SimCLR
 split lists (``lists/imagenet_{1,10}percent.txt``, provenance in ``lists/README.md``) against
@@ -309,6 +321,87 @@ def _open_torchvision(kind: str) -> Callable[[Path, str], LabelledImages]:
     return open_
 
 
+# --- VOC2007 (multi-label), Caltech-101, SUN397 ----------------------------------------------------
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
+    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+CALTECH101_TRAIN_PER_CLASS = 30  # Ericsson et al.: 30 training images per class, the rest test
+CALTECH101_SPLIT_SEED = 0
+
+
+def multilabel_targets(labels: np.ndarray | torch.Tensor, num_classes: int = len(VOC_CLASSES)) -> np.ndarray:
+    """Decode bit-mask labels (``sum 2**class``) into an ``(N, num_classes)`` int64 0/1 matrix."""
+    masks = np.asarray(labels, dtype=np.int64).reshape(-1, 1)
+    return ((masks >> np.arange(num_classes, dtype=np.int64)) & 1).astype(np.int64)
+
+
+def _voc_base(root: Path) -> Path:
+    for base in (root / "VOCdevkit" / "VOC2007", root / "VOC2007", root):
+        if (base / "ImageSets" / "Main").is_dir():
+            return base
+    raise FileNotFoundError("no VOC2007/ImageSets/Main folder")
+
+
+def _voc_objects(path: Path) -> set[str]:
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        tree = ElementTree.parse(path)
+    except ElementTree.ParseError as err:
+        raise UserError(f"{path}: malformed annotation XML ({err})") from None
+    names = {(node.text or "").strip() for node in tree.getroot().iter("object") for node in node.iter("name")}
+    unknown = names - set(VOC_CLASSES)
+    if unknown:
+        raise UserError(f"{path}: unknown VOC class {sorted(unknown)[0]!r}")
+    return names
+
+
+def _open_voc2007(root: Path, split: str) -> LabelledImages:
+    """Image ids of ``ImageSets/Main/<split>.txt``; label = bit mask of the classes with an object."""
+    base = _voc_base(root)
+    ids = [line.split()[0] for line in (base / "ImageSets" / "Main" / f"{split}.txt").read_text().splitlines()
+           if line.strip()]
+    masks = []
+    for image_id in ids:
+        present = _voc_objects(base / "Annotations" / f"{image_id}.xml")
+        masks.append(sum(1 << VOC_CLASSES.index(name) for name in present))
+    return _from_files([base / "JPEGImages" / f"{image_id}.jpg" for image_id in ids], masks, VOC_CLASSES)
+
+
+def _open_caltech101(root: Path, split: str) -> LabelledImages:
+    if not (root / "caltech101" / "101_ObjectCategories").is_dir():
+        raise FileNotFoundError("no caltech101/101_ObjectCategories folder")
+    datasets.Caltech101(str(root), download=False)  # torchvision's own layout check
+    folder = root / "caltech101" / "101_ObjectCategories"
+    classes = sorted(path.name for path in folder.iterdir() if path.is_dir())
+    rng = np.random.default_rng(CALTECH101_SPLIT_SEED)
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        images = sorted(str(path) for path in (folder / name).glob("*.jpg"))
+        train = set(rng.permutation(len(images))[:CALTECH101_TRAIN_PER_CLASS].tolist())
+        chosen = [path for i, path in enumerate(images) if (i in train) == (split == "train")]
+        files += chosen
+        labels += [label] * len(chosen)
+    return _from_files(files, labels, classes)
+
+
+def _open_sun397(root: Path, split: str) -> LabelledImages:
+    if not (root / "SUN397" / "ClassName.txt").is_file():
+        raise FileNotFoundError("no SUN397/ClassName.txt")
+    data = datasets.SUN397(str(root), download=False)
+    name = {"train": "Training_01.txt", "test": "Testing_01.txt"}[split]
+    listed = [root / "SUN397" / name, root / name]
+    path = next((candidate for candidate in listed if candidate.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"partition list {name} missing")
+    wanted = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    keep = [i for i, file in enumerate(data._image_files)
+            if "/" + file.relative_to(data._data_dir).as_posix() in wanted]
+    return _from_files([data._image_files[i] for i in keep], [data._labels[i] for i in keep], data.classes)
+
+
 def _open_fashion_mnist(root: Path | None, split: str) -> LabelledImages:
     data = fashion_mnist.load_split(split, root)
     return LabelledImages(lambda i: Image.fromarray(data.images[i]), data.labels, fashion_mnist.CLASS_NAMES)
@@ -348,6 +441,14 @@ CATALOG: dict[str, CatalogEntry] = {
         CatalogEntry("cars", ("train", "test"),
                      "<root>/stanford_cars/{cars_train/,cars_test/,devkit/,cars_test_annos_withlabels.mat}", "cars",
                      _open_torchvision("cars")),
+        CatalogEntry("voc2007", ("train", "val", "trainval", "test"),
+                     "<root>[/VOCdevkit]/VOC2007/{JPEGImages/<id>.jpg,Annotations/<id>.xml,"
+                     "ImageSets/Main/{train,val,trainval,test}.txt}", "voc2007", _open_voc2007),
+        CatalogEntry("caltech101", ("train", "test"), "<root>/caltech101/101_ObjectCategories/<class>/image_NNNN.jpg",
+                     "caltech101", _open_caltech101),
+        CatalogEntry("sun397", ("train", "test"),
+                     "<root>/SUN397/{ClassName.txt,<letter>/<class>/sun_*.jpg,Training_01.txt,Testing_01.txt}",
+                     "sun397", _open_sun397),
         CatalogEntry("fashion_mnist", ("train", "test"), "idx files, see resa_core.data.fashion_mnist",
                      "", _open_fashion_mnist),
     )
