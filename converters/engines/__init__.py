@@ -16,6 +16,8 @@ from converters.backbone import Backbone
 from pretrain.models import build_backbone
 
 FEATURE_TOLERANCE = 1e-4
+# Depth of each registered standard-stem ResNet, as Detectron2 and mmseg ResNet builders take it.
+RESNET_DEPTHS = {"resnet18": 18, "resnet50": 50}
 PROBE_SEED = 0
 # torchvision's ImageNet normalisation, as the pretraining recipes use it (RGB, 0-1 scale).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -18,6 +18,7 @@ from converters.backbone import Backbone
 from converters.engines import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    RESNET_DEPTHS,
     EngineResult,
     max_abs_diff,
     normalised,
@@ -27,7 +28,6 @@ from converters.engines import (
 )
 from converters.safe_load import load_pickle
 
-DEPTHS = {"resnet18": 18, "resnet50": 50}
 FPN_LEVELS = ["res2", "res3", "res4", "res5"]
 
 
@@ -67,7 +67,7 @@ def _check(backbone: Backbone, payload: dict, fpn: bool) -> EngineResult:
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    depth = DEPTHS[backbone.arch]
+    depth = RESNET_DEPTHS[backbone.arch]
     cfg = _config(depth, fpn)
     model = build_model(cfg).eval()
     checkpoint = {**payload, "model": dict(payload["model"])}  # the checkpointer edits it in place
@@ -98,13 +98,13 @@ def check_detectron2(backbone: Backbone, out: Path) -> list[EngineResult]:
         import detectron2.modeling  # noqa: F401
     except ImportError as err:
         return [EngineResult("Detectron2", skipped=f"not importable: {err}")]
-    if backbone.arch not in DEPTHS:
+    if backbone.arch not in RESNET_DEPTHS:
         return [EngineResult("Detectron2", skipped=f"no Detectron2 ResNet depth known for arch {backbone.arch}")]
     payload = load_pickle(out)
     results = [_check(backbone, payload, fpn=True)]
-    if DEPTHS[backbone.arch] >= 50:
+    if RESNET_DEPTHS[backbone.arch] >= 50:
         results.insert(0, _check(backbone, payload, fpn=False))
     else:  # Res5ROIHeads builds bottleneck blocks only
-        name = f"Detectron2 R{DEPTHS[backbone.arch]}-C4"
+        name = f"Detectron2 R{RESNET_DEPTHS[backbone.arch]}-C4"
         results.insert(0, EngineResult(name, skipped="C4 heads need a bottleneck ResNet"))
     return results

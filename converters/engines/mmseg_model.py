@@ -20,6 +20,7 @@ import torch
 
 from converters.backbone import Backbone
 from converters.engines import (
+    RESNET_DEPTHS,
     EngineResult,
     max_abs_diff,
     normalised,
@@ -32,7 +33,6 @@ from pretrain.models import arch_spec
 from resa_core.errors import UserError
 from resa_core.mmseg_import import import_mmseg
 
-DEPTHS = {"resnet18": 18, "resnet50": 50}
 VIT_S16 = dict(
     img_size=224, patch_size=16, embed_dims=384, num_layers=12, num_heads=6, mlp_ratio=4, qkv_bias=True,
     patch_bias=True, out_indices=(11,), final_norm=True, with_cls_token=True, output_cls_token=False,
@@ -45,7 +45,8 @@ def _build(arch: str):
 
     if arch_spec(arch).family == "vit":
         return "VisionTransformer ViT-S/16", VisionTransformer(**VIT_S16)
-    return f"ResNet(depth={DEPTHS[arch]})", ResNet(depth=DEPTHS[arch], out_indices=(3,), norm_cfg=dict(type="BN"))
+    depth = RESNET_DEPTHS[arch]
+    return f"ResNet(depth={depth})", ResNet(depth=depth, out_indices=(3,), norm_cfg=dict(type="BN"))
 
 
 def check_mmseg(backbone: Backbone, out: Path) -> list[EngineResult]:
@@ -55,7 +56,7 @@ def check_mmseg(backbone: Backbone, out: Path) -> list[EngineResult]:
         from mmengine.runner import load_checkpoint
     except (ImportError, UserError) as err:
         return [EngineResult("MMSegmentation", skipped=f"not importable: {err}")]
-    if arch_spec(backbone.arch).family == "resnet" and backbone.arch not in DEPTHS:
+    if arch_spec(backbone.arch).family == "resnet" and backbone.arch not in RESNET_DEPTHS:
         return [EngineResult("MMSegmentation", skipped=f"no mmseg ResNet depth known for arch {backbone.arch}")]
     name, model = _build(backbone.arch)
     name = f"MMSegmentation {name}"
