@@ -1,7 +1,7 @@
 """Per-sample PIL augmentations with the same parameters and draws as the batched path.
 
 For file-backed datasets read by DataLoader workers: sample i's view v in epoch e uses a
-generator seeded by ``(seed, e, i, v)`` (:func:`pretrain.data.views._draw`), never a worker's
+generator seeded by ``(seed, e, i, v)`` (:func:`pretrain.data.views.draw_view_params`), never a worker's
 global RNG, so the views do not depend on the number of workers or on where a run resumed.
 The operations follow the authors' ``src/transform.py`` (solo-learn's ``ImageNetTransform``):
 RandomResizedCrop, ColorJitter (fixed brightness-contrast-saturation-hue order), grayscale,
@@ -15,12 +15,12 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageFilter, ImageOps
 
-from pretrain.data.views import ViewParams, _draw
+from pretrain.data.views import ViewParams, draw_view_params
 from resa_core.data.tensors import NORMALIZATION
 
 
 def augment_pil(image: Image.Image, params: ViewParams, rng: np.random.Generator) -> Image.Image:
-    draw = _draw(params, rng, image.height, image.width)
+    draw = draw_view_params(params, rng, image.height, image.width)
     left, top, right, bottom = draw["box"]
     out = TF.resized_crop(image, top, left, bottom - top, right - left, [params.crop_size, params.crop_size],
                           antialias=True)

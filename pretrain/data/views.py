@@ -71,7 +71,8 @@ def sample_crop_box(rng: np.random.Generator, height: int, width: int, scale: tu
     return left, top, left + w, top + h
 
 
-def _draw(params: ViewParams, rng: np.random.Generator, height: int, width: int) -> dict:
+def draw_view_params(params: ViewParams, rng: np.random.Generator, height: int, width: int) -> dict:
+    """One sample's augmentation parameters, shared by the batched tensor path and the PIL path."""
     draw = {"box": sample_crop_box(rng, height, width, (params.min_scale, params.max_scale))}
     draw["jitter"] = rng.random() < params.color_jitter_prob
     draw["factors"] = (
@@ -117,7 +118,7 @@ def augment_batch(images: torch.Tensor, indices: np.ndarray, params: ViewParams,
                   view: int) -> torch.Tensor:
     """Augment a float ``(N, 3, H, W)`` batch in [0, 1]; sample i's randomness is keyed by indices[i]."""
     height, width = images.shape[-2:]
-    draws = [_draw(params, np.random.default_rng((seed, epoch, int(idx), view)), height, width)
+    draws = [draw_view_params(params, np.random.default_rng((seed, epoch, int(idx), view)), height, width)
              for idx in indices]
     boxes = torch.tensor([[i, *d["box"]] for i, d in enumerate(draws)], dtype=images.dtype)
     out = roi_align(images, boxes, output_size=params.crop_size, spatial_scale=1.0, sampling_ratio=2,
