@@ -83,6 +83,7 @@ SCHEMA: dict = {
         "max_steps": 0,  # >0: stop (unfinished, exit non-zero) after this many steps; for tests
         "deterministic": False,
         "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler); Sinkhorn always in fp32
+        "dtype": "float32",  # float64: the whole step in double, to compare reduction orders (tests)
         "channels_last": False,
         "compile": False,
         "dist_backend": "auto",  # auto: nccl on GPU, gloo on CPU
@@ -104,6 +105,7 @@ CHOICES = {
     ("optim", "name"): ("sgd", "adamw"),
     ("model", "head"): ("auto", "bn_relu", "gelu"),
     ("run", "amp"): ("none", "bf16", "fp16"),
+    ("run", "dtype"): ("float32", "float64"),
     ("run", "dist_backend"): ("auto", "nccl", "gloo"),
 }
 
@@ -129,6 +131,8 @@ def resolve(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
     if config["variant"] == "official" and not config["model"]["momentum_encoder"]:
         raise UserError(f"{source}: variant 'official' needs model.momentum_encoder=true (the released code's "
                         "momentum-free variant is not reproduced); use variant=paper for the Table 11 ablation")
+    if config["run"]["dtype"] == "float64" and config["run"]["amp"] != "none":
+        raise UserError(f"{source}: run.dtype = float64 with run.amp = {config['run']['amp']}; AMP needs float32")
     if len(config["optim"]["betas"]) != 2:
         raise UserError(f"{source}: optim.betas = {config['optim']['betas']!r}; expected two floats")
     return config

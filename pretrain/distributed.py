@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pretrain.precision import at_least_float32
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -140,7 +142,8 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
             return super().forward(x)
         dims = [0] if x.dim() == 2 else [0, 2, 3]
         shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
-        stats = torch.cat([x.float().mean(dim=dims), (x.float() ** 2).mean(dim=dims)])
+        x32 = at_least_float32(x)
+        stats = torch.cat([x32.mean(dim=dims), (x32**2).mean(dim=dims)])
         mean, meansq = _AllReduceMean.apply(stats).chunk(2)
         var = meansq - mean * mean
         if self.track_running_stats:
@@ -150,7 +153,7 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
                 m = self.momentum
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * count / max(1, count - 1), alpha=m)
-        out = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        out = (x32 - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)

@@ -45,6 +45,7 @@ log = logging.getLogger("pretrain")
 
 EXIT_UNFINISHED = 3
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 class NonFiniteLoss(UserError):
@@ -77,6 +78,27 @@ def _signals_blocked():
         signal.pthread_sigmask(signal.SIG_UNBLOCK, preemption.STOP_SIGNALS)
 
 
+@contextmanager
+def process_settings(run_cfg: dict):
+    """``run.num_threads`` and ``run.deterministic`` for the run; the caller's settings restored after.
+
+    Both are process-wide torch state: a library caller (or the next test) must find them as it
+    left them.
+    """
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if run_cfg["num_threads"]:
+        torch.set_num_threads(run_cfg["num_threads"])
+    if run_cfg["deterministic"]:
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
 def build_model(config: dict, device: torch.device) -> torch.nn.Module:
     """The method with its encoder, seeded; MoCo v3 init for ViTs; sync BN under DDP for ConvNets."""
     torch.manual_seed(config["seed"])
@@ -86,7 +108,7 @@ def build_model(config: dict, device: torch.device) -> torch.nn.Module:
     method = build_method(config["method"], config, encoder)
     if config["model"]["sync_bn"]:
         method = distributed.convert_sync_batchnorm(method, device)
-    method = method.to(device)
+    method = method.to(device, dtype=DTYPES[config["run"]["dtype"]])
     if config["run"]["channels_last"]:
         method = method.to(memory_format=torch.channels_last)
     if config["run"]["compile"]:
@@ -103,10 +125,6 @@ class Trainer:
         self.config = config
         run_cfg, optim_cfg = config["run"], config["optim"]
         self.output_dir = Path(config["output_dir"])
-        if run_cfg["num_threads"]:
-            torch.set_num_threads(run_cfg["num_threads"])
-        if run_cfg["deterministic"]:
-            torch.use_deterministic_algorithms(True)
         self.info, self.device = distributed.init(run_cfg["dist_backend"])
         _setup_logging(self.output_dir, self.info.is_main)
         world = self.info.world_size
@@ -192,7 +210,8 @@ class Trainer:
     def _train_step(self, views: list[torch.Tensor]) -> tuple[float, float, dict]:
         run_cfg = self.config["run"]
         memory_format = torch.channels_last if run_cfg["channels_last"] else torch.contiguous_format
-        views = [v.to(self.device, non_blocking=True, memory_format=memory_format) for v in views]
+        dtype = DTYPES[run_cfg["dtype"]]
+        views = [v.to(self.device, dtype, non_blocking=True, memory_format=memory_format) for v in views]
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -307,9 +326,10 @@ def train(config: dict) -> Path:
     """Run (or resume) pretraining; returns the checkpoint path once every epoch is done."""
     previous = preemption.install_handlers()
     try:
-        trainer = Trainer(config)
-        preemption.set_active_trainer(trainer)
-        return trainer.run()
+        with process_settings(config["run"]):
+            trainer = Trainer(config)
+            preemption.set_active_trainer(trainer)
+            return trainer.run()
     finally:
         preemption.set_active_trainer(None)
         preemption.restore_handlers(previous)

@@ -56,7 +56,7 @@ def representations(encoder: nn.Module, projector: nn.Sequential, batches, devic
     """Encoding, each projector hidden layer's output (after its activation) and the embedding."""
     out: dict[str, list[torch.Tensor]] = {}
     for images in batches:
-        x = encoder(images.to(device))
+        x = encoder(images.to(device, next(encoder.parameters()).dtype))
         out.setdefault("encoding", []).append(x.float().cpu())
         hidden = 0
         for layer in projector:

@@ -15,8 +15,8 @@ if command -v apt-get >/dev/null; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
     echo "installing the Debian package dataset-fashion-mnist..."
-    if $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
-        || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }; then
+    if $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+        || { $sudo apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null 2>&1 && $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q dataset-fashion-mnist >/dev/null 2>&1; }; then
         [ -f "$debian_dir/train-images-idx3-ubyte.gz" ] && exit 0
     fi
 fi

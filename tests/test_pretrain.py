@@ -9,6 +9,7 @@ import torch
 from pretrain.checkpoint import checkpoint_path
 from pretrain.config import resolve
 from pretrain.engine import NonFiniteLoss, Unfinished, train
+from resa_core.errors import UserError
 
 DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
 TINY = ["data.train_size=64", "optim.batch_size=16", "epochs=2", "optim.warmup_epochs=1",
@@ -85,3 +86,20 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
 def test_unfinished_run_exits_non_zero(tmp_path):
     result = run_cli(DEMO, f"output_dir={tmp_path}", *TINY, "run.max_steps=2")
     assert result.returncode == 3, result.stderr
+
+
+def test_training_leaves_the_callers_torch_settings_as_it_found_them(tmp_path):
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(2)
+    try:
+        train(tiny_config(tmp_path, "epochs=1", "run.num_threads=1", "run.deterministic=true"))
+        assert torch.get_num_threads() == 2
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def test_float64_runs_refuse_amp(tmp_path):
+    with pytest.raises(UserError, match="run.dtype = float64 with run.amp = bf16"):
+        tiny_config(tmp_path, "run.dtype=float64", "run.amp=bf16")

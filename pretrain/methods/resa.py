@@ -36,6 +36,7 @@ from pretrain import distributed
 from pretrain.heads import build_predictor, build_projector
 from pretrain.losses import cosine_similarity_matrix, resa_loss, row_cross_entropy, sinkhorn, sinkhorn_distributed
 from pretrain.methods import register_method
+from pretrain.precision import at_least_float32
 from resa_core.errors import UserError
 
 
@@ -80,7 +81,7 @@ class ReSA(nn.Module):
         """
         device_type = source.device.type
         with torch.no_grad(), torch.autocast(device_type, enabled=False):
-            scores = cosine_similarity_matrix(source.float(), target.float())
+            scores = cosine_similarity_matrix(at_least_float32(source), at_least_float32(target))
             if self.variant == "official":
                 return sinkhorn_distributed(scores, self.sinkhorn_eps, self.sinkhorn_iters)
             return sinkhorn(scores, self.sinkhorn_eps, self.sinkhorn_iters)
