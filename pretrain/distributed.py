@@ -140,7 +140,8 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
             return super().forward(x)
         dims = [0] if x.dim() == 2 else [0, 2, 3]
         shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
-        stats = torch.cat([x.float().mean(dim=dims), (x.float() ** 2).mean(dim=dims)])
+        x_acc = x if x.dtype == torch.float64 else x.float()  # fp32 under AMP; fp64 kept (equivalence tests)
+        stats = torch.cat([x_acc.mean(dim=dims), (x_acc ** 2).mean(dim=dims)])
         mean, meansq = _AllReduceMean.apply(stats).chunk(2)
         var = meansq - mean * mean
         if self.track_running_stats:
@@ -150,7 +151,7 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
                 m = self.momentum
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * count / max(1, count - 1), alpha=m)
-        out = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        out = (x_acc - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)

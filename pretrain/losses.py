@@ -16,6 +16,11 @@ import torch
 import torch.nn.functional as F
 
 
+def at_least_fp32(tensor: torch.Tensor) -> torch.Tensor:
+    """fp16/bf16 -> fp32, fp32/fp64 unchanged (the assignment never runs below fp32)."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()
+
+
 def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``norm(x) @ norm(y).T`` (B.2 ``cos_sim``)."""
     return F.normalize(x, dim=1) @ F.normalize(y, dim=1).T
@@ -25,10 +30,10 @@ def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def sinkhorn(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) -> torch.Tensor:
     """Doubly-stochastic assignment from a square score matrix (B.2 ``sinkhorn``), rows sum to 1.
 
-    Runs in fp32 whatever the input dtype (AMP-safe); the max is subtracted before ``exp``,
+    Runs in fp32 for lower precisions (AMP-safe), in fp64 for fp64 input; the max is subtracted before ``exp``,
     which the normalisations cancel exactly, so large ``scores/eps`` cannot overflow.
     """
-    scores = scores.float()
+    scores = at_least_fp32(scores)
     q = torch.exp((scores - scores.max()) / eps).T
     q /= q.sum()
     m = q.shape[0]
@@ -72,12 +77,12 @@ def sinkhorn_distributed(scores: torch.Tensor, eps: float = 0.05, n_iters: int =
     The authors' released ``sinkhorn_knopp`` (winci-ai/resa ``method/base.py``, SwAV's
     distributed version): the global-batch columns play SwAV's prototypes; the total and the
     per-column sums over samples are all-reduced across ranks, the per-sample normalisation is
-    local. Runs in fp32; the all-reduced max is subtracted before ``exp`` (cancelled exactly by
+    local. Runs in fp32 (fp64 for fp64 input); the all-reduced max is subtracted before ``exp`` (cancelled exactly by
     the normalisations). With one rank and a square matrix it equals :func:`sinkhorn`.
     """
     from pretrain.distributed import all_reduce_sum, world_size
 
-    scores = scores.float()
+    scores = at_least_fp32(scores)
     peak = scores.max().clone()
     if world_size() > 1:
         torch.distributed.all_reduce(peak, op=torch.distributed.ReduceOp.MAX)
