@@ -1,4 +1,7 @@
+"""``python -m pretrain``: the command-line entry point (importing this module runs nothing)."""
+
 from pretrain.cli import main
 from resa_core.errors import run_cli
 
-run_cli(main)
+if __name__ == "__main__":
+    run_cli(main)

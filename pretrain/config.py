@@ -57,6 +57,9 @@ SCHEMA: dict = {
         "head": "auto",  # auto | bn_relu (ConvNets) | gelu (ViT, BN-free)
         "sync_bn": True,  # under DDP, for ConvNets
         "freeze_patch_embed": True,  # ViT: MoCo v3's frozen random patch projection
+        # ResNets: zero the last BN of each residual branch. The authors: on for ImageNet (winci-ai/resa
+        # src/model.py:40), off for ResNet-18 on CIFAR (winci-ai/resa_cifar src/model.py:28-29).
+        "zero_init_residual": False,
     },
     "loss": {
         "temperature": 0.4,
@@ -80,7 +83,7 @@ SCHEMA: dict = {
         "num_threads": 0,  # 0: torch's default
         "log_every_steps": 10,
         "checkpoint_every_minutes": 10.0,
-        "max_steps": 0,  # >0: stop (unfinished, exit non-zero) after this many steps; for tests
+        "max_steps": 0,  # >0: stop (unfinished, exit 3) after this many steps *of this invocation*; for tests
         "deterministic": False,
         "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler); Sinkhorn always in fp32
         "dtype": "float32",  # float64: the whole step in double, to compare reduction orders (tests)

@@ -37,6 +37,7 @@ from pretrain.data.loader import InMemoryBatches, LoaderBatches
 from pretrain.data.views import view_list
 from pretrain.methods import build_method
 from pretrain.models import arch_spec, build_backbone
+from pretrain.models.resnet import zero_init_residual
 from pretrain.optim import build_optimizer, schedule
 from pretrain.vit_init import mocov3_init
 from resa_core.errors import UserError
@@ -100,11 +101,14 @@ def process_settings(run_cfg: dict):
 
 
 def build_model(config: dict, device: torch.device) -> torch.nn.Module:
-    """The method with its encoder, seeded; MoCo v3 init for ViTs; sync BN under DDP for ConvNets."""
+    """The method with its encoder, seeded; MoCo v3 init for ViTs, ``model.zero_init_residual`` for
+    ResNets; sync BN under DDP for ConvNets."""
     torch.manual_seed(config["seed"])
     encoder = build_backbone(config["arch"])
     if arch_spec(config["arch"]).family == "vit":
         mocov3_init(encoder, config["model"]["freeze_patch_embed"])
+    elif config["model"]["zero_init_residual"]:
+        zero_init_residual(encoder)
     method = build_method(config["method"], config, encoder)
     if config["model"]["sync_bn"]:
         method = distributed.convert_sync_batchnorm(method, device)
@@ -148,6 +152,7 @@ class Trainer:
         self.epoch, self.position, self.step = 0, 0, 0
         self.in_step, self.boundary = False, None
         self._resume()
+        self.start_step = self.step  # run.max_steps counts the steps of this invocation (resume = same command)
 
     def _data_source(self, world: int):
         config, data_cfg = self.config, self.config["data"]
@@ -207,6 +212,18 @@ class Trainer:
             torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
         return [bool(v) for v in values.tolist()]
 
+    def _mean_over_ranks(self, loss: torch.Tensor) -> float:
+        """The loss to log: the mean over ranks (fp64), the global-batch loss for every variant.
+
+        The paper variant's ranks all hold the global loss; ``variant: official`` leaves each rank
+        the loss of its own rows, whose mean is the global-batch loss (pretrain.methods.resa).
+        """
+        value = loss.detach().double()
+        if self.info.world_size > 1:
+            torch.distributed.all_reduce(value)
+            value = value / self.info.world_size
+        return value.item()
+
     def _train_step(self, views: list[torch.Tensor]) -> tuple[float, float, dict]:
         run_cfg = self.config["run"]
         memory_format = torch.channels_last if run_cfg["channels_last"] else torch.contiguous_format
@@ -221,7 +238,7 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=AMP_DTYPES[amp]) if amp != "none" else nullcontext()
         with autocast:
             loss, logs = self.model(*views)
-        loss_value = loss.item()
+        loss_value = self._mean_over_ranks(loss)
         non_finite, stop = self._agree(not math.isfinite(loss_value), preemption.stop_reason() is not None)
         if non_finite:
             self.in_step = False
@@ -279,7 +296,7 @@ class Trainer:
                         write({"epoch": self.epoch, "step": self.step, "loss": loss, "lr": lr, **logs})
                         progress.set_postfix(loss=f"{loss:.4f}")
                     reason = preemption.stop_reason()
-                    at_limit = run_cfg["max_steps"] and self.step >= run_cfg["max_steps"]
+                    at_limit = run_cfg["max_steps"] and self.step - self.start_step >= run_cfg["max_steps"]
                     if at_limit or reason or time.monotonic() - last_save > 60 * run_cfg["checkpoint_every_minutes"]:
                         self.save()
                         last_save = time.monotonic()
@@ -287,7 +304,8 @@ class Trainer:
                         raise Unfinished(f"stopped by {reason} at step {self.step}; checkpoint saved, "
                                          "resume with the same command")
                     if at_limit:
-                        raise Unfinished(f"stopped at step {self.step} (run.max_steps); resume with the same command")
+                        raise Unfinished(f"stopped at step {self.step} after {run_cfg['max_steps']} steps of this "
+                                         "invocation (run.max_steps); resume with the same command")
                 self.epoch, self.position = self.epoch + 1, 0
                 self.save()
                 last_save = time.monotonic()

@@ -4,7 +4,9 @@ Projector: 3 layers, hidden 2048, output 512; predictor (optional, on for ImageN
 with the same hidden and output width. ConvNets (``bn_relu``): Linear-BN-ReLU hidden layers and
 a final affine-free BN on the embedding, as the authors' ``src/model.py`` (winci-ai/resa)
 builds them. ViTs (``gelu``): no BN anywhere and GELU activations, after DINO, so that ViT
-training is BN-free (B.2).
+training is BN-free (B.2); as the authors' ViT code (winci-ai/resa initial commit 8d75bba,
+``src/model.py`` lines 8-12, 33-34, 44, 54-55) the predictor starts with a
+``LayerNorm(eps=1e-6)`` and every Linear of both heads is Xavier-uniform with zero bias.
 """
 
 from __future__ import annotations
@@ -22,8 +24,19 @@ def head_style(config: dict) -> str:
     return style
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, style: str, final_bn: bool) -> nn.Sequential:
+def xavier_init(module: nn.Module) -> None:
+    """The authors' ViT head init (``_init_weights``): Xavier-uniform weights, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, style: str, final_bn: bool,
+        leading_norm: bool = False) -> nn.Sequential:
     blocks: list[nn.Module] = []
+    if leading_norm and style == "gelu":
+        blocks.append(nn.LayerNorm(in_dim, eps=1e-6))
     width = in_dim
     for _ in range(layers - 1):
         blocks.append(nn.Linear(width, hidden_dim))
@@ -35,7 +48,10 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, layers: int, style: str, fin
     blocks.append(nn.Linear(width, out_dim))
     if final_bn and style == "bn_relu":
         blocks.append(nn.BatchNorm1d(out_dim, affine=False))
-    return nn.Sequential(*blocks)
+    heads = nn.Sequential(*blocks)
+    if style == "gelu":
+        heads.apply(xavier_init)
+    return heads
 
 
 def build_projector(in_dim: int, config: dict) -> nn.Sequential:
@@ -49,4 +65,5 @@ def build_predictor(config: dict) -> nn.Sequential | None:
     if not model_cfg["predictor"]:
         return None
     out_dim = model_cfg["projector_out_dim"]
-    return mlp(out_dim, model_cfg["projector_hidden_dim"], out_dim, 2, head_style(config), final_bn=False)
+    return mlp(out_dim, model_cfg["projector_hidden_dim"], out_dim, 2, head_style(config), final_bn=False,
+               leading_norm=True)

@@ -103,3 +103,24 @@ def test_training_leaves_the_callers_torch_settings_as_it_found_them(tmp_path):
 def test_float64_runs_refuse_amp(tmp_path):
     with pytest.raises(UserError, match="run.dtype = float64 with run.amp = bf16"):
         tiny_config(tmp_path, "run.dtype=float64", "run.amp=bf16")
+
+
+def test_max_steps_counts_the_steps_of_each_invocation(tmp_path):
+    """'Resume with the same command' advances run.max_steps more steps each time, then finishes."""
+    steps = []
+    for _ in range(2):
+        with pytest.raises(Unfinished, match="3 steps of this invocation"):
+            train(tiny_config(tmp_path, "run.max_steps=3"))
+        steps.append(torch.load(checkpoint_path(tmp_path), weights_only=True)["global_step"])
+    assert steps == [3, 6]
+    final = torch.load(train(tiny_config(tmp_path, "run.max_steps=3")), weights_only=True)
+    assert (final["epoch"], final["global_step"]) == (2, 8)
+
+
+def test_importing_the_entry_module_runs_nothing(monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(sys, "argv", ["python -m pretrain"])  # main() would exit 2: no config argument
+    monkeypatch.delitem(sys.modules, "pretrain.__main__", raising=False)
+    module = importlib.import_module("pretrain.__main__")
+    assert callable(module.main)

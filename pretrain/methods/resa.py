@@ -16,7 +16,16 @@ momentum encodings gathered from all ranks (a ``B_local x B_global`` matrix, Sin
 all-reduced normalisations, :func:`pretrain.losses.sinkhorn_distributed`); the loss is the
 row-softmax cross-entropy averaged over every (online view q, momentum view v != q) pair, and
 with multi-crop only the two global views go through the momentum branch. Gradients are
-local (DDP averages them), so it is not the single-process loss of the global batch.
+local (DDP averages them). Each rank's loss covers its own rows of the global problem (the
+columns are the gathered momentum targets, the assignment's rows the sharded Sinkhorn's), so
+the mean of the ranks' losses, which the engine logs, is the single-process loss of the global
+batch, and DDP's averaged gradients are its gradient (equal shards; float64 check in
+``tests/test_resa_official_ddp.py``); a single rank's value is only its share.
+
+Both variants feed the loss an fp32 assignment (fp64 for fp64 features) also under bf16/fp16
+autocast, as in the authors' code, where ``Q = torch.exp(scores / temp)`` (winci-ai/resa
+``method/base.py`` line 47, ``sinkhorn_knopp``) runs in fp32 under autocast and ``cross_entropy``
+(line 42) multiplies it uncast; a bf16 cast leaves row sums off by ~4e-4.
 
 ``assignment_source: embedding`` computes A from the embeddings instead (Figure 10 ablation).
 Momentum 0.996 -> 1 on a per-step cosine schedule, τ = 0.4, Sinkhorn ε = 0.05 and 3 iterations
@@ -74,7 +83,7 @@ class ReSA(nn.Module):
         return self.predictor(embedding) if self.predictor is not None else embedding
 
     def assignment(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Self-assignment A from the cosine similarity of the features (no gradient, fp32).
+        """Self-assignment A from the cosine similarity of the features (no gradient, fp32 or fp64).
 
         Paper variant: both gathered, a square global matrix. Official variant: ``source``
         local, ``target`` gathered, ``B_local x B_global`` with all-reduced normalisations.
@@ -104,7 +113,7 @@ class ReSA(nn.Module):
             z1m, z2m = distributed.gather(z1m), distributed.gather(z2m)
         else:
             z1m, z2m = z1, z2
-        loss = resa_loss(z1, z2, z1m, z2m, assign.to(z1.dtype), self.temperature)
+        loss = resa_loss(z1, z2, z1m, z2m, assign, self.temperature)  # A stays fp32 under AMP
         return loss, {"assign_diag": assign.diagonal().mean().item()}
 
     def _forward_official(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -119,7 +128,7 @@ class ReSA(nn.Module):
         else:
             source, target = embeddings[0].detach(), embeddings_m[0]
         assign = self.assignment(source, distributed.gather(target, with_grad=False))
-        terms = [row_cross_entropy(embeddings[q] @ targets[v].T / self.temperature, assign.to(embeddings[q].dtype))
+        terms = [row_cross_entropy(embeddings[q] @ targets[v].T / self.temperature, assign)  # A fp32 under AMP
                  for q in range(len(embeddings)) for v in range(len(targets)) if v != q]
         loss = torch.stack(terms).mean()
         offset = self.rank_offset(assign.shape[0])

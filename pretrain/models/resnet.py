@@ -4,12 +4,16 @@
 map one-to-one onto Detectron2's and MMSegmentation's ResNets. ``resnet18_cifar`` is the
 CIFAR variant used by the ReSA paper for 32 px inputs (Table 8 rows CIFAR-10/100; the stem of
 W-MSE/INTL/solo-learn: 3x3 stride-1 conv1 and no max-pool).
+
+:func:`zero_init_residual` is a pretraining-time initialisation (the ReSA authors' choice per
+arch, ``model.zero_init_residual`` in the pretrain presets); it changes no key or shape.
 """
 
 from __future__ import annotations
 
 from torch import nn
 from torchvision.models import resnet18, resnet50
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from pretrain.models import register_arch
 
@@ -35,3 +39,18 @@ def build_resnet18_cifar() -> nn.Module:
 @register_arch("resnet50", family="resnet", feature_dim=2048)
 def build_resnet50() -> nn.Module:
     return _encoder(resnet50())
+
+
+def zero_init_residual(model: nn.Module) -> nn.Module:
+    """Zero the last BN scale of every residual branch, in place (each block starts as the identity).
+
+    torchvision's ``zero_init_residual=True`` (Goyal et al. 2017), which the ReSA authors pass in
+    winci-ai/resa ``src/model.py`` line 40 (``src/resnet.py`` lines 222-227: ``bn3`` of a
+    Bottleneck, ``bn2`` of a BasicBlock).
+    """
+    for module in model.modules():
+        if isinstance(module, Bottleneck):
+            nn.init.zeros_(module.bn3.weight)
+        elif isinstance(module, BasicBlock):
+            nn.init.zeros_(module.bn2.weight)
+    return model
