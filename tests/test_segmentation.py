@@ -8,6 +8,7 @@ converted ViT-S/16, which also runs a forward), and the scoped resume allow-list
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,9 +67,13 @@ def test_lite_ops_serve_mmcv_point_sample_and_refuse_compiled_ops(mmseg):
 
 @pytest.mark.parametrize("name", ["voc12aug_fcn_r50_d8_20k", "cityscapes_fcn_r50_d8_40k", "ade20k_upernet_r50_160k"])
 def test_resnet_tasks_follow_the_mmselfsup_benchmark_backbone(mmseg, name):
+    from downstream.segmentation.backbone_check import build_backbone
+
     cfg = task_config(name)
     backbone = cfg.model.backbone
-    assert backbone.type == "ResNet" and backbone.depth == 50 and not backbone.get("deep_stem", False)
+    assert backbone.type == "ResNet" and backbone.depth == 50
+    stem = build_backbone(backbone)  # torchvision's 7x7 stem, not ResNetV1c's three 3x3 convs (deep_stem)
+    assert not stem.deep_stem and stem.conv1.kernel_size == (7, 7) and stem.conv1.stride == (2, 2)
     assert backbone.norm_cfg.type == "SyncBN" and backbone.norm_eval is False
     assert backbone.init_cfg.type == "Pretrained" and cfg.model.pretrained is None
 
@@ -92,11 +97,63 @@ def test_linear_scaling_of_lr_and_every_iteration_count(mmseg):
     assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval, cfg.default_hooks.checkpoint.interval) == (
         80000, 8000, 8000)
     assert cfg.param_scheduler[0].end == 80000
+    assert cfg.param_scheduler[0].eta_min == pytest.approx(2.5e-5)  # mmseg schedule_20k's poly floor 1e-4, / 4
     assert "lr 0.01 -> 0.0025, iterations 20000 -> 80000" in line
     vit = task_config("ade20k_upernet_vit_s16_160k")
     apply_scaling(vit, Scaling(reference_gpus=8, world_size=2))
     assert [s.end for s in vit.param_scheduler] == [6000, 640000] and vit.param_scheduler[1].begin == 6000
     assert apply_scaling(task_config("voc12aug_fcn_r50_d8_20k"), Scaling(4, 4)) is None
+
+
+@pytest.mark.parametrize(("name", "gpus", "per_gpu"), [("voc12aug_fcn_r50_d8_20k", 1, 16),
+                                                        ("voc12aug_fcn_r50_d8_20k", 2, 8),
+                                                        ("cityscapes_fcn_r50_d8_40k", 1, 8),
+                                                        ("ade20k_upernet_vit_s16_160k", 4, 4)])
+def test_fewer_gpus_keep_the_reference_total_batch_and_schedule(mmseg, name, gpus, per_gpu):
+    """The default: mmseg's 4xb4 / 4xb2 / 8xb2 total batch split over the GPUs in use, lr and iterations as written."""
+    from downstream.segmentation.scaling import Scaling, keep_total_batch
+    from downstream.segmentation.tasks import seg_task
+
+    cfg, reference = task_config(name), task_config(name)
+    line = keep_total_batch(cfg, Scaling(seg_task(name).reference_gpus, gpus))
+    assert cfg.train_dataloader.batch_size == per_gpu
+    assert per_gpu * gpus == reference.train_dataloader.batch_size * seg_task(name).reference_gpus
+    assert cfg.optim_wrapper.optimizer.lr == reference.optim_wrapper.optimizer.lr
+    assert cfg.train_cfg == reference.train_cfg and cfg.param_scheduler == reference.param_scheduler
+    assert f"{per_gpu} per GPU on {gpus} GPU(s)" in line
+
+
+def test_a_total_batch_that_does_not_split_is_refused(mmseg):
+    from downstream.segmentation.scaling import Scaling, keep_total_batch
+    from resa_core.errors import UserError
+
+    with pytest.raises(UserError, match="total batch of 16 images .* cannot be split over 3 GPUs"):
+        keep_total_batch(task_config("voc12aug_fcn_r50_d8_20k"), Scaling(4, 3))
+
+
+def test_a_rerun_resumes_only_an_identical_config(mmseg, r50_mmseg, tmp_path):
+    """mmengine auto-resumes from the work dir's last checkpoint: other overrides must get another work dir."""
+    from downstream.segmentation.cli import parse_args
+    from downstream.segmentation.run import SegRun
+    from downstream.segmentation.tasks import seg_task
+    from downstream.segmentation.tiny_data import build_tiny_voc
+
+    build_tiny_voc(tmp_path / "data")
+    task = seg_task("voc12aug_fcn_r50_d8_20k")
+
+    def work_dir(*overrides: str, seed: int = 0) -> Path:
+        args = parse_args(["--task", task.name, "--weights", str(r50_mmseg), "--run-dir", str(tmp_path / "run"),
+                           "--data-root", str(tmp_path / "data"), "--seed", str(seed), *overrides])
+        with pytest.warns(UserWarning, match="SyncBN"):
+            run = SegRun.prepare(args, task, "none", 1)
+        assert run.cfg.work_dir == str(run.work_dir) and (run.work_dir / "backbone_mmseg.pth").is_file()
+        return run.work_dir
+
+    first = work_dir("train_cfg.max_iters=8")
+    assert work_dir("train_cfg.max_iters=8") == first
+    others = {work_dir("train_cfg.max_iters=16"), work_dir("train_cfg.max_iters=8", "optim_wrapper.optimizer.lr=0.1"),
+              work_dir("train_cfg.max_iters=8", "--linear-scaling"), work_dir("train_cfg.max_iters=8", seed=1)}
+    assert first not in others and len(others) == 4
 
 
 def test_syncbn_becomes_bn(mmseg):
@@ -155,6 +212,7 @@ def test_vit_s16_converted_backbone_loads_strictly_and_runs(mmseg, tmp_path):
     from converters.safe_load import load_torch
     from downstream.segmentation.backbone_check import build_backbone, check_backbone_keys, check_backbone_loaded
     from pretrain.models import build_backbone as build_arch
+    from resa_core.errors import UserError
 
     torch.manual_seed(0)
     torch.save(build_arch("vit_small_patch16").state_dict(), tmp_path / "vits_timm.pth")
@@ -167,6 +225,10 @@ def test_vit_s16_converted_backbone_loads_strictly_and_runs(mmseg, tmp_path):
     check_backbone_loaded(model, state_dict, str(path))
     outputs = model(torch.randn(1, 3, 64, 64))
     assert [tuple(out.shape) for out in outputs] == [(1, 384, 4, 4)] * 4
+    with torch.no_grad():  # a position embedding that stayed at its random init (resized shape, other values)
+        model.pos_embed.copy_(torch.randn_like(model.pos_embed) * 0.02)
+    with pytest.raises(UserError, match=r"did not load 1 of the backbone's tensors \(pos_embed\)"):
+        check_backbone_loaded(model, state_dict, str(path))
 
 
 def test_resume_allow_list_is_scoped(mmseg, tmp_path):
@@ -214,30 +276,102 @@ def test_launcher_from_environment_and_num_gpus(monkeypatch):
     assert torchrun_command(4, argv)[2:5] == ["torch.distributed.run", "--standalone", "--nproc_per_node=4"]
 
 
-def test_cityscapes_layout_is_what_mmseg_reads(mmseg, tmp_path):
-    """Files named as mmseg's cityscapes converter writes them pass the check and index in CityscapesDataset."""
+# Cityscapes polygons (the format of *_gtFine_polygons.json): overlapping, a '...group' label, a label with
+# id < 0 (license plate) and a deleted object, which cityscapesscripts' json2labelImg treats specially.
+CITYSCAPES_OBJECTS = [
+    {"label": "road", "polygon": [[0, 8], [31, 8], [31, 15], [0, 15]]},
+    {"label": "sky", "polygon": [[0, 0], [31, 0], [31, 3], [0, 3]]},
+    {"label": "cargroup", "polygon": [[4, 4], [14, 4], [14, 12], [4, 12]]},
+    {"label": "license plate", "polygon": [[6, 9], [9, 9], [9, 11], [6, 11]]},
+    {"label": "parking", "polygon": [[16, 6], [26, 6], [26, 13], [16, 13]]},
+    {"label": "person", "polygon": [[20, 2], [24, 2], [24, 14], [20, 14]]},
+    {"label": "bus", "polygon": [[27, 2], [30, 2], [30, 14], [27, 14]], "deleted": 1},
+]
+
+
+def test_raw_cityscapes_is_refused_then_converted_as_cityscapesscripts_does(mmseg, tmp_path):
+    """Raw gtFine (labelIds) fails the layout check on the missing label files; ``prepare cityscapes`` writes
+    what mmseg's cityscapes.py writes (cityscapesscripts json2labelImg 'trainIds'), and mmseg reads it."""
+    import json
+
     import numpy as np
     from mmseg.registry import DATASETS
     from PIL import Image
 
     from downstream.segmentation.data_layout import check_layout, set_data_root
+    from downstream.segmentation.prepare import main as prepare
     from downstream.segmentation.tasks import seg_task
     from resa_core.errors import UserError
 
+    json2label = require("cityscapesscripts.preparation.json2labelImg", INSTALL).json2labelImg
     task = seg_task("cityscapes_fcn_r50_d8_40k")
     cfg = task_config(task.name)
-    set_data_root(cfg, tmp_path / task.subdir)
-    with pytest.raises(UserError, match="leftImg8bit/train.*gtFine_labelTrainIds"):
-        check_layout(cfg, task.layout)
+    root = tmp_path / "cityscapes"
+    set_data_root(cfg, root)
+    stem = "aachen_000000_000019"
     for split in ("train", "val"):
-        for folder, suffix, mode in (("leftImg8bit", "leftImg8bit", "RGB"), ("gtFine", "gtFine_labelTrainIds", "L")):
-            city = tmp_path / "cityscapes" / folder / split / "aachen"
-            city.mkdir(parents=True)
-            shape = (8, 16) if mode == "L" else (8, 16, 3)
-            Image.fromarray(np.zeros(shape, np.uint8)).save(city / f"aachen_000000_000019_{suffix}.png")
+        images, labels = root / "leftImg8bit" / split / "aachen", root / "gtFine" / split / "aachen"
+        images.mkdir(parents=True)
+        labels.mkdir(parents=True)
+        Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(images / f"{stem}_leftImg8bit.png")
+        polygons = labels / f"{stem}_gtFine_polygons.json"
+        polygons.write_text(json.dumps({"imgHeight": 16, "imgWidth": 32, "objects": CITYSCAPES_OBJECTS}))
+        json2label(str(polygons), str(labels / f"{stem}_gtFine_labelIds.png"), "ids")  # what the zip holds
+        json2label(str(polygons), str(tmp_path / f"{split}_trainIds_upstream.png"), "trainIds")
+    wanted = root / "gtFine" / "train" / "aachen" / f"{stem}_gtFine_labelTrainIds.png"
+    with pytest.raises(UserError, match=rf"1 of 1 label files missing, e.g. {wanted}; .*prepare cityscapes"):
+        check_layout(cfg, task.layout)
+    assert prepare(["cityscapes", str(root)]) == 0
+    for split in ("train", "val"):
+        ours = np.asarray(Image.open(root / "gtFine" / split / "aachen" / f"{stem}_gtFine_labelTrainIds.png"))
+        upstream = np.asarray(Image.open(tmp_path / f"{split}_trainIds_upstream.png"))
+        assert np.array_equal(ours, upstream) and {0, 10, 11, 13, 255} <= set(np.unique(ours).tolist())
     check_layout(cfg, task.layout)
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
-    assert len(dataset) == 1
-    label = "gtFine/train/aachen/aachen_000000_000019_gtFine_labelTrainIds.png"
-    assert dataset.get_data_info(0)["seg_map_path"].endswith(label)
+    assert len(dataset) == 1 and dataset.get_data_info(0)["seg_map_path"] == str(wanted)
     assert dataset[0]["data_samples"].gt_sem_seg.data.shape[-2:] == (769, 769)  # the task's crop, padded
+
+
+def test_sbd_augmented_voc_is_built_as_mmseg_voc_aug_does(mmseg, tmp_path):
+    """``prepare voc-aug``: SBD's GTcls.Segmentation .mat -> SegmentationClassAug png, aug.txt = SBD - VOC train/val,
+    trainaug.txt = VOC train + SBD - VOC val (mmseg voc_aug.py); a missing JPEG fails at the layout check."""
+    import numpy as np
+    from PIL import Image
+    from scipy.io import savemat
+
+    from downstream.segmentation.data_layout import check_layout, set_data_root
+    from downstream.segmentation.prepare import main as prepare
+    from downstream.segmentation.tasks import seg_task
+    from downstream.segmentation.tiny_data import build_tiny_voc
+    from resa_core.errors import UserError
+
+    voc = build_tiny_voc(tmp_path / "data", n_train=3, n_val=2)
+    for generated in [*(voc / "SegmentationClassAug").iterdir(), voc / "ImageSets/Segmentation/aug.txt"]:
+        generated.unlink()
+    task = seg_task("voc12aug_fcn_r50_d8_20k")
+    cfg = task_config(task.name)
+    set_data_root(cfg, voc)
+    with pytest.raises(UserError, match="SegmentationClassAug is missing or empty.*prepare voc-aug"):
+        check_layout(cfg, task.layout)
+    sbd = tmp_path / "benchmark_RELEASE" / "dataset"
+    (sbd / "cls").mkdir(parents=True)
+    (sbd / "train.txt").write_text("train_000\nsbd_000\n")
+    (sbd / "val.txt").write_text("val_001\nsbd_001\n")
+    rng = np.random.default_rng(0)
+    masks = {}
+    for name in ("train_000", "sbd_000", "val_001", "sbd_001"):
+        masks[name] = rng.integers(0, 21, (64, 64)).astype(np.uint8)
+        savemat(sbd / "cls" / f"{name}.mat", {"GTcls": {"Segmentation": masks[name], "CategoriesPresent": [1]}})
+    for name in ("sbd_000", "sbd_001"):
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3)).astype(np.uint8)).save(voc / "JPEGImages" / f"{name}.jpg")
+    assert prepare(["voc-aug", str(voc.parent), str(sbd.parent)]) == 0
+    splits = voc / "ImageSets" / "Segmentation"
+    assert (splits / "aug.txt").read_text().split() == ["sbd_000", "sbd_001"]
+    assert (splits / "trainaug.txt").read_text().split() == ["sbd_000", "sbd_001", "train_000", "train_001",
+                                                              "train_002"]
+    for name, mask in masks.items():
+        assert np.array_equal(np.asarray(Image.open(voc / "SegmentationClassAug" / f"{name}.png")), mask)
+    check_layout(cfg, task.layout)
+    (voc / "JPEGImages" / "sbd_001.jpg").unlink()
+    with pytest.raises(UserError, match=r"train_dataloader: 1 of 2 image files missing, e.g. .*sbd_001.jpg"):
+        check_layout(cfg, task.layout)

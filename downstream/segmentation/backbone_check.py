@@ -8,12 +8,16 @@ a warning, so a wrongly named file would train from random init unnoticed. Two c
 - after mmengine initialised the model, :func:`check_backbone_loaded` compares the backbone's
   tensors with the file's, so an init_cfg that loaded nothing (e.g. a wrong ``prefix``) is caught.
 
-``pos_embed`` may differ in shape: mmseg's VisionTransformer resizes it to the crop size.
+``pos_embed`` may differ in shape: mmseg's VisionTransformer resizes it to the crop size
+(``VisionTransformer.init_weights``: ``resize_pos_embed`` of the file's grid to
+``img_size // patch_size``, its ``interpolate_mode``). Its loaded value is compared with the file's
+``pos_embed`` resized the same way, so a run whose position embedding stayed random is caught.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 
 import torch
@@ -56,13 +60,24 @@ def check_backbone_keys(module: torch.nn.Module, state_dict: Mapping[str, torch.
     return len(expected)
 
 
+def expected_value(module: torch.nn.Module, key: str, value: torch.Tensor) -> torch.Tensor:
+    """The file's ``value`` as the module holds it after mmseg's init (``pos_embed`` resized to the crop)."""
+    if key in RESIZED_KEYS and value.shape != getattr(module, key).shape:
+        height, width = module.img_size
+        side = math.isqrt(value.shape[1] - 1)
+        return module.resize_pos_embed(value.float(), (height // module.patch_size, width // module.patch_size),
+                                       (side, side), module.interpolate_mode)
+    return value
+
+
 def check_backbone_loaded(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], path: str) -> None:
     """Raise UserError unless ``module`` holds ``state_dict``'s values (after mmengine's init_weights)."""
-    differ = [
-        key
-        for key, value in module.state_dict().items()
-        if key not in RESIZED_KEYS and not torch.equal(value.detach().cpu(), state_dict[key].to(value.dtype))
-    ]
+    differ = []
+    for key, value in module.state_dict().items():
+        expected = expected_value(module, key, state_dict[key].detach().cpu())
+        current = value.detach().cpu()
+        if current.shape != expected.shape or not torch.equal(current, expected.to(current.dtype)):
+            differ.append(key)
     if differ:
         raise UserError(
             f"{path}: mmengine did not load {len(differ)} of the backbone's tensors ({_names(differ)}); "

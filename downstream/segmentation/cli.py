@@ -3,10 +3,11 @@
 Fine-tunes and evaluates one converted backbone in MMSegmentation's mmengine Runner and writes one
 result record (docs/contracts.md §3) with ``mIoU``, ``mAcc`` and ``aAcc`` (percent) at
 ``<run-dir>/records/<task>/<dataset>/<backbone-sha8>/seed<S>.json``. The work dir (mmengine
-logs and checkpoints) is ``<run-dir>/work_dirs/<task>/<backbone-sha8>/seed<S>``; running the same
-command again resumes from its last checkpoint. Bad input (task, weights, arch, override, data
-layout, backbone keys) stops with one UserError line before training; a failure after that
-writes a ``failed`` record and exits non-zero. See docs/segmentation.md.
+logs and checkpoints) is ``<run-dir>/work_dirs/<task>/<backbone-sha8>/seed<S>-<config-sha8>``:
+running the same command again resumes from its last checkpoint, another config starts fresh.
+Bad input (task, weights, arch, override, data layout, backbone keys) stops with one UserError
+line before training; a failure after that writes a ``failed`` record and exits non-zero. The
+reference total batch is kept on any GPU count unless ``--linear-scaling``. See docs/segmentation.md.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         "N > 1 from a plain shell starts torchrun on this node)")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="auto", help="mmengine launcher (auto: from env)")
     parser.add_argument("--name", help="row label in tables (default: the backbone's method or file stem)")
+    parser.add_argument("--linear-scaling", action="store_true",
+                        help="keep the per-GPU batch and scale lr/iterations to the GPU count (a protocol deviation, "
+                        "noted in the record); default: the reference total batch on any GPU count")
     parser.add_argument("--eval-at-init", action="store_true",
                         help="also evaluate before the first iteration (init_mIoU/init_mAcc/init_aAcc)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="mmseg config overrides")

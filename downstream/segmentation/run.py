@@ -25,9 +25,9 @@ from downstream.segmentation.hooks import SegRunHook
 from downstream.segmentation.norm import replace_syncbn
 from downstream.segmentation.overrides import apply_overrides
 from downstream.segmentation.resume import SafeResumeRunner
-from downstream.segmentation.scaling import Scaling, apply_scaling
+from downstream.segmentation.scaling import Scaling, apply_scaling, keep_total_batch
 from downstream.segmentation.tasks import SegTask
-from resa_core.atomic import write_json_atomic
+from resa_core.atomic import sha256_json, write_json_atomic
 from resa_core.errors import UserError
 
 log = logging.getLogger("downstream.segmentation")
@@ -67,20 +67,22 @@ class SegRun:
             if count:
                 run.note(f"single process: {count} SyncBN norm configs replaced by BN (SyncBN needs a distributed run)",
                          warn=True)
-        scaled = apply_scaling(cfg, Scaling(task.reference_gpus, world_size))
-        if scaled:
-            run.note(scaled, warn=True)
+        scaling = Scaling(task.reference_gpus, world_size)
+        if args.linear_scaling:
+            run.note(apply_scaling(cfg, scaling), warn=True)
+        else:
+            run.note(keep_total_batch(cfg, scaling))
         overrides = apply_overrides(cfg, args.overrides)
-        cfg.work_dir = str(run.work_dir)
-        cfg.launcher = launcher
-        cfg.resume = True  # mmengine auto-resume: the work dir's last checkpoint, if any
-        cfg.load_from = None
         cfg.randomness = dict(seed=args.seed)
         if launcher != "none" and not _cuda():
             cfg.env_cfg.dist_cfg = dict(backend="gloo")
         run.config_for_record = {"task": task.name, "config_file": str(task.config_path.name),
                                  "overrides": overrides, "world_size": world_size, "notes": list(run.notes),
                                  "mmseg": _plain(cfg)}
+        cfg.work_dir = str(run.work_dir)  # keyed by the config's hash: resume only an identical config
+        cfg.launcher = launcher
+        cfg.resume = True  # mmengine auto-resume: the work dir's last checkpoint, if any
+        cfg.load_from = None
         check_layout(cfg, task.layout)
         run.backbone_path = run.work_dir / BACKBONE_FILE
         if _rank() == 0 or not run.backbone_path.exists():
@@ -93,11 +95,17 @@ class SegRun:
 
     @property
     def work_dir(self) -> Path:
-        sha8 = self.backbone.source_sha256[:8]
-        return Path(self.args.run_dir) / "work_dirs" / self.task.name / sha8 / f"seed{self.args.seed}"
+        """``<run>/work_dirs/<task>/<backbone-sha8>/seed<S>-<config-sha8>``: mmengine auto-resumes from the
+        last checkpoint in it, so a rerun with other overrides (another config hash) starts fresh."""
+        if not self.config_for_record:
+            raise RuntimeError("the work dir is known once the config is resolved")
+        sha8, config8 = self.backbone.source_sha256[:8], sha256_json(self.config_for_record)[:8]
+        return Path(self.args.run_dir) / "work_dirs" / self.task.name / sha8 / f"seed{self.args.seed}-{config8}"
 
-    def note(self, message: str, warn: bool = False) -> None:
+    def note(self, message: str | None, warn: bool = False) -> None:
         """Remember ``message`` for mmengine's log (written once the Runner exists); warn now if asked."""
+        if message is None:
+            return
         self.notes.append(message)
         if warn:
             warnings.warn(message, stacklevel=2)

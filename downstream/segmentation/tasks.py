@@ -17,11 +17,15 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "segmentation"
 
 VOC_LAYOUT = (
     "VOCdevkit/VOC2012 with JPEGImages/*.jpg, SegmentationClass/*.png, SegmentationClassAug/*.png and "
-    "ImageSets/Segmentation/{train,val,aug}.txt (mmseg tools/dataset_converters/voc_aug.py makes aug.txt)"
+    "ImageSets/Segmentation/{train,val,aug}.txt (SegmentationClassAug and aug.txt come from SBD: "
+    "python -m downstream.segmentation.prepare voc-aug <data-root>/VOCdevkit <benchmark_RELEASE>, "
+    "as mmseg tools/dataset_converters/voc_aug.py)"
 )
 CITYSCAPES_LAYOUT = (
     "cityscapes with leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and "
-    "gtFine/{train,val}/<city>/*_gtFine_labelTrainIds.png (mmseg tools/dataset_converters/cityscapes.py)"
+    "gtFine/{train,val}/<city>/*_gtFine_labelTrainIds.png (raw Cityscapes has *_gtFine_labelIds.png: "
+    "python -m downstream.segmentation.prepare cityscapes <data-root>/cityscapes writes them, "
+    "as mmseg tools/dataset_converters/cityscapes.py)"
 )
 ADE20K_LAYOUT = (
     "ade/ADEChallengeData2016 with images/{training,validation}/*.jpg and "
