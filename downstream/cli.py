@@ -1,7 +1,7 @@
 """``python -m downstream TASK --dataset D --weights W --run-dir RUN [--seed S] [--config F] [k=v ...]``.
 
 Runs one task on one backbone and writes one result record (docs/contracts.md §3) at
-``<run>/records/<task>/<dataset>/<backbone-sha8>/seed<S>.json``. Bad input (unknown task,
+``<run>/records/<task>/<dataset>/<protocol-sha8>/<backbone-sha8>/seed<S>.json``. Bad input (unknown task,
 dataset, arch or config key, missing weights) stops before anything is written. Once the
 backbone is known, any failure of the task writes a record with status ``failed`` and the
 error, then exits non-zero (2 for a :class:`UserError`, 1 with a traceback for a bug).
@@ -24,7 +24,7 @@ from downstream.backbones import PIXELS, RANDOM_PREFIX, resolve_backbone
 from downstream.config import resolve_config
 from downstream.datasets import DATASETS, dataset_spec
 from downstream.features import cached_features
-from downstream.record import build_record, record_path, utc_now
+from downstream.record import build_record, protocol_of, record_path, utc_now
 from downstream.tasks import TASKS, TaskContext, task_spec
 from resa_core.atomic import write_json_atomic
 from resa_core.errors import UserError
@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start_time = utc_now()
     backbone = resolve_backbone(args.weights, args.seed, dataset.grey, args.name)
     backbone.encoder.to("cuda" if torch.cuda.is_available() else "cpu")
-    path = record_path(args.run_dir, task.name, dataset.name, backbone.sha256, args.seed)
+    path = record_path(args.run_dir, task.name, dataset.name, backbone.sha256, args.seed,
+                       protocol_of(task.name, config))
     log_path = args.run_dir / "logs" / path.relative_to(args.run_dir / "records").with_suffix(".log")
     handler = _log_to_file(log_path)
     log.info("%s on %s, backbone %s (%s), seed %d, config %s", task.name, dataset.name, backbone.name,

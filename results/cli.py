@@ -3,11 +3,13 @@
     python -m results table --run-dir RUN [--layout demo|PATH.yaml] [--out DIR]
     python -m results plot-knn --run-dir RUN [--out FILE.png]
     python -m results plot-curves METRICS.jsonl [METRICS.jsonl ...] --out FILE.png
+    python -m results migrate RUN
 
 ``table`` prints the Markdown table and writes ``<out>/<layout>.md``, ``<out>/<layout>.csv``,
 ``<out>/<layout>.tex`` and, when k-NN records exist, ``<out>/knn_top1_vs_k.png`` (``--out`` defaults to
 ``<run>/tables``). ``plot-knn`` writes only the plot (default ``<run>/tables/knn_top1_vs_k.png``).
 ``plot-curves`` plots pretraining logs: loss, online k-NN and clustering metrics over training.
+``migrate`` moves a run's format-1 records (no protocol level) to the format-2 layout (:mod:`results.migrate`).
 Bad input ends with one ``error: ...`` line and exit status 2 (see :func:`resa_core.errors.run_cli`).
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from results.curves import plot_training_curves
 from results.knn_plot import plot_knn_top1_vs_k
+from results.migrate import migrate_run
 from results.records import load_records
 from results.table import KNN_PLOT_NAME, build_table
 
@@ -37,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     curves = commands.add_parser("plot-curves", help="plot training curves from pretraining metrics.jsonl files")
     curves.add_argument("logs", nargs="+", type=Path, help="metrics.jsonl files (label: their directory name)")
     curves.add_argument("--out", type=Path, required=True, help="output PNG")
+    migrate = commands.add_parser("migrate", help="move format-1 records to the protocol-level layout (format 2)")
+    migrate.add_argument("run_dir", type=Path, help="run directory holding records/")
     return parser
 
 
@@ -47,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(output.markdown, end="")
         for path in output.written:
             print(f"wrote {path}", file=sys.stderr)
+    elif args.command == "migrate":
+        moved = migrate_run(args.run_dir)
+        print(f"migrated {len(moved)} format-1 record(s) under {args.run_dir / 'records'}", file=sys.stderr)
     elif args.command == "plot-curves":
         print(f"wrote {plot_training_curves(args.logs, args.out)}", file=sys.stderr)
     else:

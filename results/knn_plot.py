@@ -1,8 +1,11 @@
 """Plot k-NN top-1 accuracy against k: one line per backbone, one panel per dataset.
 
-Points are the mean over ok seeds with the sample std (ddof=1) as error bars, the same summary
-as the tables. Drawn on a bare :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot state),
-so it works headless and never opens a window; the PNG is written atomically.
+Points are the mean over ok seeds with the sample std (ddof=1) as error bars: the tables' own
+``groupby().agg(SUMMARY)`` (:mod:`results.aggregate`), keyed by protocol too, so runs of two k-NN
+protocols (weighted vs majority, two label subsets) are two lines, never one average; the legend
+adds the protocol's short hash where a backbone has several on one dataset. Drawn on a bare
+:class:`matplotlib.figure.Figure` (Agg canvas, no pyplot state), so it works headless and never
+opens a window; the PNG is written atomically.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from resa_core.atomic import write_atomic
 from resa_core.errors import UserError
+from results.aggregate import SUMMARY
 
 TOP1_METRIC = re.compile(r"^top1_k([1-9][0-9]*)$")
 
 
 def knn_top1_points(records: pd.DataFrame) -> pd.DataFrame:
-    """Ok k-NN top-1 values with their k: columns dataset, backbone, seed, k, value."""
+    """Ok k-NN top-1 values with their k: columns dataset, backbone, protocol_sha256, seed, k, value."""
     knn = records[(records["task"] == "knn") & (records["status"] == "ok")]
     k = knn["metric"].str.extract(TOP1_METRIC, expand=False)
     points = knn[k.notna()].assign(k=k[k.notna()].astype(int))
-    return points[["dataset", "backbone", "seed", "k", "value"]]
+    return points[["dataset", "backbone", "protocol_sha256", "seed", "k", "value"]]
 
 
 def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
@@ -35,7 +39,10 @@ def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
     points = knn_top1_points(records)
     if points.empty:
         raise UserError("no ok knn records with top1_k<k> metrics to plot")
-    summary = points.groupby(["dataset", "backbone", "k"])["value"].agg(["mean", "std"]).reset_index()
+    summary = points.groupby(["dataset", "backbone", "protocol_sha256", "k"]).agg(**SUMMARY).reset_index()
+    several = summary.groupby(["dataset", "backbone"])["protocol_sha256"].transform("nunique") > 1
+    summary["line"] = summary["backbone"].where(~several, summary["backbone"] + " (protocol "
+                                                + summary["protocol_sha256"].str[:8] + ")")
     datasets = sorted(summary["dataset"].unique())
     figure = Figure(figsize=(5 * len(datasets), 4), layout="constrained")
     for axes, dataset in zip(figure.subplots(1, len(datasets), squeeze=False)[0], datasets, strict=True):
@@ -44,12 +51,12 @@ def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
 
 
 def _draw_dataset(axes, summary: pd.DataFrame, dataset: str, backbone_order: Sequence[str]) -> None:
-    present = set(summary["backbone"])
-    ordered = [name for name in backbone_order if name in present]
-    for backbone in ordered + sorted(present - set(ordered)):
-        line = summary[summary["backbone"] == backbone].sort_values("k")
-        axes.errorbar(line["k"], line["mean"], yerr=line["std"].fillna(0.0), marker="o", capsize=3,
-                      label=backbone)
+    order = {name: position for position, name in enumerate(backbone_order)}
+    lines = summary[["backbone", "line"]].drop_duplicates().itertuples(index=False)
+    for _, name in sorted(lines, key=lambda line: (order.get(line.backbone, len(order)), line.line)):
+        points = summary[summary["line"] == name].sort_values("k")
+        axes.errorbar(points["k"], points["mean"], yerr=points["std"].fillna(0.0), marker="o", capsize=3,
+                      label=name)
     ks = sorted(summary["k"].unique())
     axes.set_xscale("log")
     axes.set_xticks(ks)

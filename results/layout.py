@@ -18,15 +18,20 @@ the published column of the same label (or the one its ``published`` key names):
     rows: [{name: resa, published: ReSA}]       # backbone name -> the paper's row label
     columns:
       - {label: "CIFAR-10 linear", task: linear, dataset: cifar10, metric: top1}
-      - {label: "1% top-1", task: linear, dataset: imagenet, metric: top1,
-         config: {label_subset: 1percent}}     # only records whose task config has these values
+      - {label: "1% top-1", task: lowshot, dataset: imagenet, metric: top1,
+         protocol: {label_subset: 1percent, epochs: 20}}  # only records of this protocol
       - {label: "100 ep", task: linear, dataset: imagenet, metric: top1,
          pretrain_epochs: 100}                 # only backbones pretrained this many epochs
 
+``protocol`` keys must be protocol keys of the column's task (``downstream.record.PROTOCOL_KEYS``,
+the record contract of docs/contracts.md §3): a record whose protocol has other values for them
+is not this column's.
+
 Shipped layouts live in ``results/tables/<name>.yaml`` and are named by ``<name>``; any other
 YAML file is named by its path. Validation is strict: an unknown or missing key, a wrong type,
-a metric outside the documented vocabulary or a published column/row that the file lacks is a
-:class:`UserError` naming the file and key.
+a metric outside the documented vocabulary, a protocol key the task does not have, a published
+column/row that the file lacks, a non-numeric published column or two rows mapped to one paper
+row is a :class:`UserError` naming the file and key.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from downstream.record import PROTOCOL_KEYS
 from resa_core.config import read_yaml
 from resa_core.errors import UserError
 from results.published import Published, read_published
@@ -43,7 +49,7 @@ SHIPPED_LAYOUTS_DIR = Path(__file__).parent / "tables"
 LAYOUT_KEYS = {"title", "rows", "columns"}
 OPTIONAL_LAYOUT_KEYS = {"published"}
 COLUMN_KEYS = {"label", "task", "dataset", "metric"}
-OPTIONAL_COLUMN_KEYS = {"ci_metric", "published", "config", "pretrain_epochs"}
+OPTIONAL_COLUMN_KEYS = {"ci_metric", "published", "protocol", "pretrain_epochs"}
 ROW_KEYS = {"name", "published"}
 
 
@@ -55,8 +61,9 @@ class Column:
     metric: str
     ci_metric: str | None = None
     published: str | None = None  # the published column compared with this one
-    config: tuple[tuple[str, object], ...] = ()  # task-config values a record must have
+    protocol: tuple[tuple[str, object], ...] = ()  # protocol values a record must have
     pretrain_epochs: int | None = None  # only backbones pretrained this many epochs (record backbone field)
+    decimals: int = 2  # digits shown: the published column's own precision, else 2
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ def _row(entry: object, where: str) -> tuple[str, str]:
 def _with_published_rows(named: list[tuple[str, str]], published: Published, path: Path) -> list[tuple[str, str]]:
     """Every published row in the paper's order (under its backbone name where mapped), then our extra rows."""
     by_label = {label: name for name, label in named}
+    _check_unique([label for _, label in named], f"{path}: rows mapped to paper rows")
     for name, label in named:
         if label != name and label not in published.table.index:
             raise UserError(f"{path}: row '{name}' maps to '{label}', which {published.name} does not have "
@@ -137,23 +145,31 @@ def _column(entry: object, where: str, published: Published | None) -> Column:
         raise UserError(f"{where}: expected a mapping with keys {', '.join(sorted(COLUMN_KEYS))}")
     _check_keys(entry, COLUMN_KEYS, OPTIONAL_COLUMN_KEYS, where)
     fields = {key: _string(value, f"{where}.{key}") for key, value in entry.items()
-              if key not in ("config", "pretrain_epochs")}
+              if key not in ("protocol", "pretrain_epochs")}
     epochs = entry.get("pretrain_epochs")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0):
         raise UserError(f"{where}.pretrain_epochs: expected a positive integer, got {epochs!r}")
-    config = entry.get("config", {})
-    if not isinstance(config, dict):
-        raise UserError(f"{where}.config: expected a mapping of task-config key -> value, got {config!r}")
+    protocol = entry.get("protocol", {})
+    if not isinstance(protocol, dict):
+        raise UserError(f"{where}.protocol: expected a mapping of protocol key -> value, got {protocol!r}")
+    decimals = 2
     if published is not None:
         fields.setdefault("published", fields["label"])
         if fields["published"] not in published.table.columns:
             raise UserError(f"{where}.published: {published.name} has no column '{fields['published']}' "
                             f"(columns: {', '.join(published.table.columns)})")
+        published.check_numeric(fields["published"], f"{where}.published")
+        decimals = published.decimals(fields["published"])
     elif "published" in fields:
         raise UserError(f"{where}.published: the layout names no 'published' file")
-    column = Column(**fields, config=tuple(sorted(config.items())), pretrain_epochs=epochs)
+    column = Column(**fields, protocol=tuple(sorted(protocol.items())), pretrain_epochs=epochs, decimals=decimals)
     if column.task not in METRIC_PATTERNS:
         raise UserError(f"{where}.task: unknown task '{column.task}' (known: {', '.join(METRIC_PATTERNS)})")
+    declared = PROTOCOL_KEYS.get(column.task, ())
+    for key in protocol:
+        if key not in declared:
+            raise UserError(f"{where}.protocol: '{key}' is not a protocol key of task {column.task} "
+                            f"(its keys: {', '.join(declared) or 'none, the task name is its protocol'})")
     for key in ("metric", "ci_metric"):
         metric = getattr(column, key)
         if metric is not None and not is_known_metric(column.task, metric):

@@ -2,10 +2,12 @@
 
 Above the table: the title and a caption with the dataset(s), the seeds, the code version(s)
 and how cells were summarised. Below it: numbered footnotes giving the reason of every "–"
-cell (not run / failed with its error / not measured) and of failed seeds left out of a mean.
-A column compared with a paper is followed by the published number ("paper") and the difference
-("Δ" = ours - paper); rows are labelled by the paper's name, with our backbone name in brackets
-where it differs.
+cell (not run / filtered out / failed with its error / not measured / ambiguous) and of failed
+seeds left out of a mean, one footnote per distinct reason (the cell's ``note``; the CSV keeps
+each cell's own ``reason``). A column compared with a paper is followed by the published number
+("paper", as the paper prints it) and the difference ("Δ" = ours - paper); our numbers and Δ are
+shown with the paper's precision for that column (two decimals where there is no paper). Rows
+are labelled by the paper's name, with our backbone name in brackets where it differs.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def table_texts(cells: pd.DataFrame, layout: Layout) -> tuple[list[str], list[li
         row_cells = cells[cells["row"] == row]
         texts: list[str] = []
         for column, cell in zip(layout.columns, row_cells.itertuples(index=False), strict=True):
-            texts.append(_cell_text(cell, full_n, footnotes))
+            texts.append(_cell_text(cell, column.decimals, full_n, footnotes))
             if column.published:
-                texts += _comparison_texts(cell, footnotes)
+                texts += _comparison_texts(layout, row, column, cell, footnotes)
         rows.append([row_label(layout, row), *texts])
     return header, rows, footnotes
 
@@ -59,11 +61,11 @@ def row_label(layout: Layout, row: str) -> str:
     return label if label == row else f"{label} [{row}]"
 
 
-def _comparison_texts(cell, footnotes: list[str]) -> list[str]:
+def _comparison_texts(layout: Layout, row: str, column, cell, footnotes: list[str]) -> list[str]:
     if pd.isna(cell.published):
         return [f"{MISSING} {_footnote('not reported in the paper', footnotes)}", MISSING]
-    delta = f"{cell.delta:+.2f}" if pd.notna(cell.delta) else MISSING
-    return [f"{cell.published:.2f}", delta]
+    delta = f"{cell.delta:+.{column.decimals}f}" if pd.notna(cell.delta) else MISSING
+    return [layout.published.text(layout.published_row(row), column.published), delta]
 
 
 def caption(cells: pd.DataFrame, layout: Layout, unshown_backbones: list[str]) -> str:
@@ -84,15 +86,15 @@ def caption(cells: pd.DataFrame, layout: Layout, unshown_backbones: list[str]) -
     return caption
 
 
-def _cell_text(cell, full_n: int, footnotes: list[str]) -> str:
+def _cell_text(cell, decimals: int, full_n: int, footnotes: list[str]) -> str:
     if cell.status != "ok":
-        return f"{MISSING} {_footnote(f'{cell.status}: {cell.reason}', footnotes)}"
+        return f"{MISSING} {_footnote(cell.note, footnotes)}"
     spread = cell.ci95 if pd.notna(cell.ci95) else cell.std
-    text = f"{cell.mean:.2f}" + (f" ± {spread:.2f}" if pd.notna(spread) else "")
+    text = f"{cell.mean:.{decimals}f}" + (f" ± {spread:.{decimals}f}" if pd.notna(spread) else "")
     if cell.n < full_n:
         text += f" (n={cell.n})"
-    if cell.reason:
-        text += f" {_footnote(cell.reason, footnotes)}"
+    if cell.note:
+        text += f" {_footnote(cell.note, footnotes)}"
     return text
 
 

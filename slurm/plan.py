@@ -76,13 +76,16 @@ def _record_done(argv: list[str]) -> str | None:
     from downstream.cli import parse_args
     from downstream.config import resolve_config
     from downstream.datasets import dataset_spec
+    from downstream.record import protocol_dir, protocol_of
     from downstream.tasks import task_spec
 
     args = parse_args(argv)
     task, dataset = task_spec(args.task), dataset_spec(args.dataset)
-    config_hash = sha256_json(resolve_config(task.schema, args.config, args.overrides))
+    config = resolve_config(task.schema, args.config, args.overrides, dataset.defaults)  # as downstream.cli
+    config_hash = sha256_json(config)
     weights_sha = sha256_file(args.weights) if Path(args.weights).is_file() else None
-    for path in sorted((args.run_dir / "records" / task.name / dataset.name).glob(f"*/seed{args.seed}.json")):
+    records = protocol_dir(args.run_dir, task.name, dataset.name, protocol_of(task.name, config))
+    for path in sorted(records.glob(f"*/seed{args.seed}.json")):
         record = json.loads(path.read_text())
         backbone = record.get("backbone", {})
         if (record.get("status") == "ok" and backbone.get("name") == args.name

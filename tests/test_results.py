@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from downstream.record import build_record, protocol_of, record_path
 from resa_core.errors import UserError
 from results.aggregate import aggregate_cells
 from results.layout import load_layout
@@ -27,20 +28,21 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def write_record(run: Path, task: str, name: str, seed: int, metrics: dict, *, status: str = "ok",
-                 error: str | None = None, dataset: str = DATASET, code_version: str = "abc1234") -> Path:
-    """Write one result record at ``<run>/records/<task>/<dataset>/<sha8>/seed<S>.json``."""
-    sha256 = hashlib.sha256(name.encode()).hexdigest()
-    config = {"task": task, "seed": seed}
-    record = {
-        "format_version": 1, "task": task, "dataset": dataset, "seed": seed, "metrics": metrics,
-        "backbone": {"name": name, "path": f"/ckpt/{name}.pth", "sha256": sha256, "method": name,
-                     "arch": "resnet18", "pretrain_epochs": 6},
-        "config": config, "config_hash": hashlib.sha256(json.dumps(config).encode()).hexdigest(),
-        "code_version": code_version, "host": "testhost",
-        "start_time": "2025-01-01T00:00:00Z", "end_time": "2025-01-01T00:01:00Z",
-        "status": status, "error": error,
-    }
-    path = run / "records" / task / dataset / sha256[:8] / f"seed{seed}.json"
+                 error: str | None = None, dataset: str = DATASET, code_version: str = "abc1234",
+                 protocol: dict | None = None, pretrain_epochs: int = 6, sha_of: str | None = None) -> Path:
+    """Write a record with downstream's writer at ``records/<task>/<dataset>/<protocol-sha8>/<sha8>/seed<S>.json``.
+
+    ``protocol``: task-config values (protocol keys of ``task``) the run used; ``sha_of``: the text whose
+    hash is the backbone's sha256 (default: the name), to make two backbones of one name.
+    """
+    sha256 = hashlib.sha256((sha_of or name).encode()).hexdigest()
+    config = {"task": task, "seed": seed, **(protocol or {})}
+    backbone = {"name": name, "path": f"/ckpt/{name}.pth", "sha256": sha256, "method": name,
+                "arch": "resnet18", "pretrain_epochs": pretrain_epochs}
+    record = build_record(task, dataset, seed, backbone, config, "2025-01-01T00:00:00Z",
+                          metrics=None if status == "failed" else metrics, error=error if status == "failed" else None)
+    record.update(metrics=metrics, code_version=code_version, host="testhost")  # a failed record may carry metrics
+    path = record_path(run, task, dataset, sha256, seed, protocol_of(task, config))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return path
@@ -105,10 +107,14 @@ def test_failed_record_is_a_dash_with_its_error_and_never_averaged(run: Path) ->
     assert body_rows(markdown)["infonce"][2].startswith("72.00 (n=1) [")
 
 
-def test_missing_backbone_row_is_shown_as_not_run(run: Path) -> None:
+def test_missing_backbone_row_is_shown_as_not_run_with_one_footnote(run: Path) -> None:
     markdown = build_table(run, "demo").markdown
-    assert all(text.startswith("– [") for text in body_rows(markdown)["pixels"])
-    assert "not run: no knn record for pixels on fashion_mnist" in markdown
+    pixels = body_rows(markdown)["pixels"]
+    assert all(text.startswith("– [") for text in pixels) and len(set(pixels)) == 1  # one footnote per reason
+    number = pixels[0].split("[")[1].rstrip("]")
+    assert f"[{number}] not run: no record" in markdown.splitlines()
+    cells = aggregate_cells(load_records(run), load_layout("demo"))
+    assert cell(cells, "pixels", "k-NN top-1 k=5")["reason"] == "no knn record for pixels on fashion_mnist"
 
 
 def test_every_row_and_column_is_present(run: Path) -> None:

@@ -135,15 +135,45 @@ def test_table_shows_ours_beside_the_paper_with_the_difference(tmp_path):
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"ReSA [resa] & 93.50 $\pm$ 0.71 & 93.53 & -0.03" in tex
 
 
-def test_config_and_epoch_filters_pick_their_records(tmp_path):
-    write_record(tmp_path, "lowshot", "resa", 0, {"top1": 50.0, "top5": 70.0}, dataset="imagenet")
-    record = next((tmp_path / "records").rglob("seed0.json"))
-    data = json.loads(record.read_text())
-    data["config"]["label_subset"] = "1percent"
-    record.write_text(json.dumps(data))
+def test_protocol_and_epoch_filters_pick_their_records(tmp_path):
+    """1 % / 10 % and 20 / 50 epochs of one backbone and seed are four records; each column takes its own."""
+    for subset, shift in (("1percent", 0.0), ("10percent", 10.0)):
+        for epochs in (20, 50):
+            write_record(tmp_path, "lowshot", "resa", 0, {"top1": 50.0 + shift + epochs / 100, "top5": 70.0 + shift},
+                         dataset="imagenet", protocol={"label_subset": subset, "epochs": epochs})
+    assert len(list((tmp_path / "records").rglob("seed0.json"))) == 4  # nothing overwritten
+    resa = body_line(build_table(tmp_path, "resa_table10", tmp_path / "out").markdown, "| ReSA [resa] |")
+    assert resa.startswith("| ReSA [resa] | 50.2 | 56.4 | -6.2 | 60.2 | 70.4 | -10.2 | 70.0 | 81.0 | -11.0 | 80.0 |")
+    dsa = body_line(build_table(tmp_path, "dsa_table4", tmp_path / "out").markdown, "| resa |")
+    assert dsa.startswith("| resa | 50.5 | – [")  # the 50-epoch runs
+
+
+def test_a_filtered_out_cell_says_which_key_and_an_ambiguous_one_is_never_averaged(tmp_path):
+    write_record(tmp_path, "lowshot", "resa", 0, {"top1": 50.0, "top5": 70.0}, dataset="imagenet",
+                 protocol={"label_subset": "1percent", "epochs": 30})
     cells = build_table(tmp_path, "resa_table10", tmp_path / "out").markdown
-    resa = next(line for line in cells.splitlines() if line.startswith("| ReSA [resa] |"))
-    assert resa.startswith("| ReSA [resa] | 50.00 | 56.40 | -6.40 | – [")
+    assert "filtered out: records exist, none with the column's epochs" in cells
+    csv = pd.read_csv(tmp_path / "out" / "resa_table10.csv")
+    assert (csv[csv["row"] == "resa"]["status"] == "filtered out").all()
+    assert "none with the column's epochs = 20" in csv[csv["row"] == "resa"]["reason"].iloc[0]
+    # Table 2's row resa_bs1024 holds backbones of 100 and 800 epochs; a column that selects no length is ambiguous.
+    for epochs, value in ((100, 71.0), (800, 75.0)):
+        write_record(tmp_path, "linear", "resa_bs1024", 0, {"top1": value}, dataset="imagenet",
+                     pretrain_epochs=epochs, sha_of=f"bs1024_ep{epochs}")
+    grid = build_table(tmp_path, "resa_table2", tmp_path / "out").markdown
+    assert body_line(grid, "| ReSA (batch 1024) [resa_bs1024] |").startswith(
+        "| ReSA (batch 1024) [resa_bs1024] | 71.0 | 71.3 | -0.3 | – [")
+    assert "| 75.0 | 75.2 | -0.2 |" in body_line(grid, "| ReSA (batch 1024) [resa_bs1024] |")
+    layout = tmp_path / "no_epochs.yaml"
+    layout.write_text("title: t\nrows: [resa_bs1024]\ncolumns: [{label: x, task: linear, dataset: imagenet, "
+                      "metric: top1}]\n")
+    ambiguous = build_table(tmp_path, str(layout), tmp_path / "out").markdown
+    assert "ambiguous: the matching records differ in pretrain_epochs" in ambiguous
+    assert "73.0" not in ambiguous
+
+
+def body_line(markdown: str, start: str) -> str:
+    return next(line for line in markdown.splitlines() if line.startswith(start))
 
 
 def test_training_curves_plot_and_bad_log(tmp_path):
