@@ -33,7 +33,10 @@ log = logging.getLogger("downstream")
 
 # Fine-tuning transfer runs inside its own engine with its own command line:
 # ``python -m downstream detection ...`` (Detectron2), ``... segmentation ...`` (MMSegmentation).
-ENGINE_TASKS = {"detection": "downstream.detection.cli", "segmentation": "downstream.segmentation.cli"}
+# ``make-scenes`` writes the Fashion-MNIST scenes set those two fine-tune on (the demo), and
+# ``random-backbone`` the random:<arch> encoder as a file for them.
+ENGINE_TASKS = {"detection": "downstream.detection.cli", "segmentation": "downstream.segmentation.cli",
+                "make-scenes": "downstream.scenes.cli", "random-backbone": "downstream.random_backbone"}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
