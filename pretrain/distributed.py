@@ -70,6 +70,11 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def rank() -> int:
+    """This process's rank in the group (0 when undistributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums the gradient over ranks and keeps this rank's slice.
 
@@ -128,7 +133,8 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
     """Batch statistics averaged over ranks with all_reduce (any backend, CPU included).
 
     As Detectron2's ``NaiveSyncBatchNorm``: the mean and mean of squares are averaged over
-    ranks (equal per-rank batches), with gradient; running statistics use the unbiased global
+    ranks (equal per-rank batches), with gradient, in fp32 for half inputs and in the input's
+    precision otherwise (float64 for the exact DDP-equivalence tests); running statistics use the unbiased global
     variance like ``nn.BatchNorm``. Works for (N, C) and (N, C, H, W) inputs and keeps BN's
     state_dict keys, so checkpoints are unchanged.
     """
