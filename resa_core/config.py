@@ -10,6 +10,7 @@ that is silently ignored. Values of overrides are parsed as YAML (``lr=0.5`` is 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,9 @@ def merge_strict(schema: Mapping, update: Mapping, source: str, prefix: str = ""
     return result
 
 
+_FLOAT_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _checked_value(default: Any, value: Any, source: str, dotted: str) -> Any:
     if default is None or value is None:
         return value
@@ -74,6 +78,8 @@ def _checked_value(default: Any, value: Any, source: str, dotted: str) -> Any:
             return value
     elif isinstance(default, float) and isinstance(value, (int, float)):
         return float(value)
+    elif isinstance(default, float) and isinstance(value, str) and _FLOAT_LITERAL.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads exponents without a dot (1e-4) as strings
     elif isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
         return list(value)
     elif isinstance(value, type(default)):
