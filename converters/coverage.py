@@ -3,7 +3,8 @@
 A conversion is all-or-nothing: every tensor of the source encoder must land on a key of
 ``build_backbone(arch).state_dict()`` with the same shape, and every such key must be filled.
 Only heads are dropped, by name (``fc``, ``head``, ``projector``, ``predictor``, ``classifier``),
-and the report lists them, so a user sees exactly what was left behind.
+and the report lists them, so a user sees exactly what was left behind. The one key filled without
+a tensor is BatchNorm's ``num_batches_tracked`` in files that predate it, as ``load_state_dict`` does.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class CoverageReport:
     missing: tuple[str, ...] = ()  # backbone keys no file tensor filled
     mismatched: tuple[str, ...] = ()  # "key: file shape vs arch shape"
     not_taken: tuple[str, ...] = ()  # other parts of the file (other encoder, heads), by group
+    defaulted: tuple[str, ...] = ()  # keys the file lacks, filled as load_state_dict would (num_batches_tracked)
 
     @property
     def complete(self) -> bool:
@@ -66,6 +68,8 @@ class CoverageReport:
         ):
             if items:
                 parts.append(f"{label}: {_listed(list(items))}")
+        if self.defaulted:
+            parts.append(f"filled with 0 (a pre-0.4.1 file without them): {len(self.defaulted)} num_batches_tracked")
         if self.not_taken:
             parts.append(f"not this encoder: {_listed(list(self.not_taken))}")
         return ", ".join(parts)
@@ -73,6 +77,24 @@ class CoverageReport:
     def raise_if_incomplete(self, where: str) -> None:
         if not self.complete:
             raise UserError(f"{where}: does not fit {self.arch}: {self.summary()}")
+
+
+def _fill_num_batches_tracked(
+    state_dict: dict[str, torch.Tensor], missing: list[str], shapes: Mapping[str, tuple[int, ...]]
+) -> list[str]:
+    """Fill BatchNorm's ``num_batches_tracked`` when the file has none at all; returns the keys filled.
+
+    The buffer appeared in PyTorch 0.4.1, so older files (and files saved from such models) lack
+    it, and ``load_state_dict(strict=True)`` accepts them: ``_NormBase._load_from_state_dict``
+    (torch/nn/modules/batchnorm.py) fills a missing one with 0 for state_dicts of version < 2.
+    We fill the same 0. A file that has some of them but not all is not such a file: left missing.
+    """
+    counters = [key for key in shapes if key.endswith(".num_batches_tracked")]
+    if not counters or any(key in state_dict for key in counters) or not set(counters) <= set(missing):
+        return []
+    for key in counters:
+        state_dict[key] = torch.tensor(0, dtype=torch.long)
+    return counters
 
 
 def match_to_arch(
@@ -97,6 +119,8 @@ def match_to_arch(
         else:
             state_dict[key] = tensor
     missing = [key for key in shapes if key not in state_dict and key not in mismatched_keys]
+    filled_default = _fill_num_batches_tracked(state_dict, missing, shapes)
+    missing = [key for key in missing if key not in filled_default]
     ordered = {key: state_dict[key] for key in shapes if key in state_dict}
     report = CoverageReport(
         arch=arch,
@@ -106,5 +130,6 @@ def match_to_arch(
         unmapped=tuple(unmapped),
         missing=tuple(missing),
         mismatched=tuple(mismatched),
+        defaulted=tuple(filled_default),
     )
     return ordered, report

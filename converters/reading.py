@@ -35,7 +35,10 @@ def read_backbone(path: str | Path, source: str = AUTO, encoder: str | None = No
             f"{path}: asked for the {encoder} encoder, but this {reader.name} file holds "
             f"{'the ' + weights.encoder if weights.encoder else 'a single unnamed'} encoder"
         )
-    arch = weights.arch or infer_arch(weights.tensors, str(path))
+    arch = weights.arch
+    if arch is None:
+        inferred = infer_arch(weights.tensors, str(path))
+        arch = reader.arch_variants.get(inferred, inferred)
     state_dict, coverage = match_to_arch(weights.tensors, weights.origin, arch)
     coverage = dataclasses.replace(coverage, not_taken=weights.not_taken)
     coverage.raise_if_incomplete(str(path))

@@ -3,9 +3,12 @@
 Both PyTorch files and pickles can name any importable callable, and unpickling calls it. So:
 
 - ``.pth`` / ``.pt`` / ``.tar`` (anything but a pickle): ``torch.load(weights_only=True)``, which
-  admits tensors and plain containers only.
-  The one class admitted beyond those is ``argparse.Namespace``, a plain attribute bag that DINO
-  and other training scripts store as ``args``; it runs no code when rebuilt.
+  admits tensors and plain containers only, plus :func:`_torch_extra_globals`: data classes that
+  training scripts store beside the weights, each rebuilt as inert data (no method of the
+  original class runs): ``argparse.Namespace`` (DINO's ``args``); ``pathlib`` paths as pure paths
+  (DINO's ``run_with_submitit.py`` stores ``args.output_dir`` as a ``PosixPath``); numpy arrays
+  and scalars; and mmengine's ``HistoryBuffer`` (``message_hub`` of every mmengine checkpoint,
+  MMSelfSup 1.x / MMPretrain) as a :class:`StandIn` that only holds its pickled state.
 - ``.pkl``: :class:`RestrictedUnpickler`, whose ``find_class`` admits only what a dict of numpy
   arrays needs (the Detectron2 model-zoo format); any other global is refused, by name,
   before it is imported.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import collections
+import pathlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,8 @@ def _numpy_core():
     return core
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """What pickled numpy arrays, dtypes and scalars name; they rebuild data, never call user code."""
     import numpy
 
     core = _numpy_core()
@@ -64,6 +69,11 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     allowed[("numpy", "dtype")] = numpy.dtype
     # Protocol 2 (Python-2-compatible) pickles store array bytes as _codecs.encode(text, "latin1").
     allowed[("_codecs", "encode")] = codecs.encode
+    return allowed
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    allowed = _numpy_globals()
     allowed[("collections", "OrderedDict")] = collections.OrderedDict
     for container in (dict, list, tuple, set, frozenset):
         allowed[("builtins", container.__name__)] = container
@@ -86,6 +96,82 @@ class RestrictedUnpickler(pickle.Unpickler):
                 "(only numpy arrays and plain containers are allowed in a .pkl checkpoint)"
             )
         return self._allowed[(module, name)]
+
+
+class StandIn:
+    """An inert object standing for an instance of a class we refuse to import (``stands_for``).
+
+    Unpickling creates it without arguments and hands it the pickled state, which the restricted
+    unpickler has already limited to tensors, numpy arrays and plain containers; it keeps that
+    state and has no other behaviour.
+    """
+
+    stands_for = ""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<stand-in for {self.stands_for}>"
+
+
+# Classes seen in real checkpoints beside the weights, rebuilt as StandIns. mmengine's
+# Runner.save_checkpoint (open-mmlab/mmengine mmengine/runner/runner.py) stores
+# message_hub.state_dict(), whose log_scalars are HistoryBuffer objects
+# (mmengine/logging/history_buffer.py: max_length, _log_history, _count_history arrays).
+STAND_IN_CLASSES = ("mmengine.logging.history_buffer.HistoryBuffer",)
+
+
+def _stand_in_type(qualified: str) -> type[StandIn]:
+    return type(qualified.rsplit(".", 1)[-1] + "StandIn", (StandIn,), {"stands_for": qualified})
+
+
+_STAND_INS = {qualified: _stand_in_type(qualified) for qualified in STAND_IN_CLASSES}
+
+
+def _stand_in_attribute(owner: Any, name: str) -> str:
+    """Replaces ``getattr`` in a torch file: only ``getattr(<stand-in class>, name)``, answered by a label.
+
+    Protocol-2 pickles name a class's function as ``getattr(cls, "name")``; HistoryBuffer pickles
+    its statistics methods (``HistoryBuffer.min`` ...) that way. A real getattr would hand the file
+    any attribute of any allowed object, so this returns the inert string ``"<class>.<name>"`` and
+    refuses every other owner.
+    """
+    if isinstance(owner, type) and issubclass(owner, StandIn) and isinstance(name, str):
+        return f"{owner.stands_for}.{name}"
+    raise pickle.UnpicklingError(f"refusing getattr on {type(owner).__name__} (only on stand-in classes)")
+
+
+def _pure_paths() -> dict[str, Any]:
+    """Pickled ``pathlib`` paths as pure paths (string manipulation only, no file system access)."""
+    paths = {}
+    for module in ("pathlib", "pathlib._local"):  # Python 3.13 moved the classes to pathlib._local
+        paths[f"{module}.PosixPath"] = pathlib.PurePosixPath
+        paths[f"{module}.WindowsPath"] = pathlib.PureWindowsPath
+        paths[f"{module}.PurePosixPath"] = pathlib.PurePosixPath
+        paths[f"{module}.PureWindowsPath"] = pathlib.PureWindowsPath
+    return paths
+
+
+def _numpy_dtype_classes() -> dict[str, type]:
+    """numpy >= 1.25 rebuilds ``numpy.dtype("f8")`` as a ``numpy.dtypes.Float64DType``, whose state
+    torch's unpickler sets only for allowlisted types (the class is never named in the file)."""
+    import numpy
+
+    classes = {type(numpy.dtype(code)) for code in numpy.typecodes["All"] if code != "O"}  # no object arrays
+    return {f"{cls.__module__}.{cls.__qualname__}": cls for cls in classes}
+
+
+def _torch_extra_globals() -> list[Any]:
+    """``torch.serialization.safe_globals`` entries beyond tensors and containers: ``(object, pickled name)``."""
+    named: dict[str, Any] = {"argparse.Namespace": argparse.Namespace}
+    named.update(_pure_paths())
+    named.update({f"{module}.{name}": obj for (module, name), obj in _numpy_globals().items()})
+    named.update(_numpy_dtype_classes())
+    named.update(_STAND_INS)
+    for builtins_module in ("builtins", "__builtin__"):  # protocol 2 writes __builtin__
+        named[f"{builtins_module}.getattr"] = _stand_in_attribute
+    return [(obj, name) for name, obj in named.items()]
 
 
 def _check_file(path: Path) -> None:
@@ -123,7 +209,7 @@ def load_torch(path: str | Path) -> Any:
     path = Path(path)
     _check_file(path)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals(_torch_extra_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, garbage bytes, or a refused global
         raise UserError(

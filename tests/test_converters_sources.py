@@ -161,7 +161,7 @@ CASES = [
     Case("timm", "vit_small_patch16", "safetensors", None),
     Case("mocov2", "resnet50", "training", ONLINE),  # MoCo's own converters take encoder_q / base_encoder
     Case("mocov3", "resnet50", "training", ONLINE),
-    Case("mocov3", "vit_small_patch16", "training", ONLINE),
+    Case("mocov3", "vit_small_patch16_12h", "training", ONLINE),  # moco-v3 vits.py vit_small: 12 heads
     Case("dino", "resnet50", "training", "teacher"),
     Case("dino", "vit_small_patch16", "training", "teacher"),
     Case("swav", "resnet50", "training", None),

@@ -4,7 +4,8 @@ The file goes through ``mmengine.runner.load_checkpoint(..., strict=True)``, the
 config's ``init_cfg=dict(type="Pretrained", checkpoint=...)``, so a missing or unexpected key
 fails here. Backbone settings match what the converted weights are: ``ResNet(depth)`` (pytorch
 style, 7x7 stem) and, for ViT-S/16, the ``VisionTransformer`` of mmseg's ViT configs with
-``LN(eps=1e-6)`` and ``patch_bias=True`` as timm (mmseg 1.x defaults it to False). Compared:
+``LN(eps=1e-6)`` and ``patch_bias=True`` as timm (mmseg 1.x defaults it to False), and the arch's
+head count (:data:`VIT_HEADS`). Compared:
 ResNet stage 4 vs torchvision ``layer4``; ViT last-layer patch tokens (after the final norm) vs timm's.
 
 mmseg 1.x imports ``mmcv.ops`` at ``import mmseg.models``; :func:`resa_core.mmseg_import.import_mmseg`
@@ -38,13 +39,25 @@ VIT_S16 = dict(
     patch_bias=True, out_indices=(11,), final_norm=True, with_cls_token=True, output_cls_token=False,
     norm_cfg=dict(type="LN", eps=1e-6), interpolate_mode="bicubic",
 )
+# Head count of each registered ViT-S/16 (pretrain/models/vit.py; MoCo v3's has 12, moco-v3 vits.py).
+VIT_HEADS = {"vit_small_patch16": 6, "vit_small_patch16_12h": 12}
+
+
+def mmseg_backbone_settings(arch: str) -> dict:
+    """The mmseg backbone settings the weights of ``arch`` need beyond their shapes (the mmseg target's
+    ``meta["mmseg_backbone"]``): ``type`` and, for ViTs, ``num_heads``, which a config must set."""
+    if arch in VIT_HEADS:
+        return {"type": "VisionTransformer", "num_heads": VIT_HEADS[arch]}
+    return {"type": "ResNet", "depth": RESNET_DEPTHS[arch]} if arch in RESNET_DEPTHS else {}
 
 
 def _build(arch: str):
     from mmseg.models.backbones import ResNet, VisionTransformer
 
     if arch_spec(arch).family == "vit":
-        return "VisionTransformer ViT-S/16", VisionTransformer(**VIT_S16)
+        heads = VIT_HEADS[arch]
+        label = "VisionTransformer ViT-S/16" + ("" if heads == VIT_S16["num_heads"] else f" num_heads={heads}")
+        return label, VisionTransformer(**{**VIT_S16, "num_heads": heads})
     depth = RESNET_DEPTHS[arch]
     return f"ResNet(depth={depth})", ResNet(depth=depth, out_indices=(3,), norm_cfg=dict(type="BN"))
 
@@ -56,8 +69,8 @@ def check_mmseg(backbone: Backbone, out: Path) -> list[EngineResult]:
         from mmengine.runner import load_checkpoint
     except (ImportError, UserError) as err:
         return [EngineResult("MMSegmentation", skipped=f"not importable: {err}")]
-    if arch_spec(backbone.arch).family == "resnet" and backbone.arch not in RESNET_DEPTHS:
-        return [EngineResult("MMSegmentation", skipped=f"no mmseg ResNet depth known for arch {backbone.arch}")]
+    if not mmseg_backbone_settings(backbone.arch):
+        return [EngineResult("MMSegmentation", skipped=f"no mmseg backbone settings known for arch {backbone.arch}")]
     name, model = _build(backbone.arch)
     name = f"MMSegmentation {name}"
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,15 @@ class Source:
 
     ``read(path, obj, encoder)`` gets the file's path (for sidecars and messages), the object the
     safe loader returned, and the encoder asked for (None: the format's default).
+    ``arch_variants`` maps an arch inferred from shapes to the arch this format builds with those
+    shapes (MoCo v3: ``vit_small_patch16`` -> its 12-head ``vit_small_patch16_12h``).
     """
 
     name: str
     description: str
     detect: Callable[[Any], bool]
     read: Callable[[Path, Any, str | None], SourceWeights]
+    arch_variants: Mapping[str, str] = field(default_factory=dict)
 
 
 def as_tensor(value: Any, where: str) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class Layout:
     detect: Callable[[Any], bool]
     rename: Callable[[str], str] = str
     method: str | None = None
+    arch_variants: Mapping[str, str] = field(default_factory=dict)  # see Source.arch_variants
 
 
 def dig(obj: Any, path: tuple[str, ...]) -> Mapping | None:
@@ -130,6 +131,6 @@ def register_layout(layout: Layout) -> Layout:
     """Register ``layout`` as a source format named ``layout.name``."""
     register_source(
         Source(layout.name, layout.description, layout.detect,
-               lambda path, obj, encoder: read_layout(layout, path, obj, encoder))
+               lambda path, obj, encoder: read_layout(layout, path, obj, encoder), layout.arch_variants)
     )
     return layout

@@ -11,6 +11,8 @@ MoCo v3 (facebookresearch/moco-v3 ``main_moco.py`` saves the same dict; ``moco/b
 them ``base_encoder`` / ``momentum_encoder``; ResNets are torchvision's with an MLP ``fc``, ViTs
 ``vits.py`` subclass timm's VisionTransformer with an MLP ``head``; ``main_lincls.py`` and
 ``convert_to_deit.py`` take ``base_encoder``, the default here for the same reason).
+MoCo v3's ViT-S/16 has 12 heads (``vits.py`` ``vit_small``: ``num_heads=12``; its issue #7), not
+the 6 of DINO's and timm's: a ViT-S read here is ``vit_small_patch16_12h``.
 """
 
 from __future__ import annotations
@@ -46,4 +48,5 @@ register_layout(Layout(
     default=("online", "momentum"),
     detect=lambda obj: _has(obj, "module.base_encoder."),
     method="mocov3",
+    arch_variants={"vit_small_patch16": "vit_small_patch16_12h"},
 ))

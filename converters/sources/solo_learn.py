@@ -4,6 +4,9 @@ PyTorch Lightning checkpoints ``{"state_dict", "epoch", "global_step", ...}`` of
 ``solo/methods/base.py`` ``BaseMethod`` holds ``backbone`` (torchvision / timm names; CIFAR
 ResNets with a 3x3 ``conv1``), ``projector`` and ``classifier``; ``BaseMomentumMethod`` adds
 ``momentum_backbone`` and ``momentum_projector``. ``main_linear.py`` strips ``backbone.``.
+On CIFAR-10/100 ``BaseMethod.__init__`` replaces ``conv1`` by a 3x3 stride-1 conv with
+``padding=2`` and drops the max-pool: a 3x3-stem ResNet-18 read here is ``resnet18_cifar_pad2``.
+lightly's benchmark modules also hold ``backbone.`` but are lightly's (``BENCHMARK_PREFIXES``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from converters.sources.layout import Layout, Part, dig, has_prefix, register_layout
+from converters.sources.lightly import BENCHMARK_PREFIXES
 
 
 def _detect(obj) -> bool:
@@ -19,6 +23,7 @@ def _detect(obj) -> bool:
         and not ({"meta", "author"} & set(obj))
         and has_prefix(obj, ("state_dict",), "backbone.")
         and "backbone.0.weight" not in (dig(obj, ("state_dict",)) or {})
+        and not any(has_prefix(obj, ("state_dict",), prefix) for prefix in BENCHMARK_PREFIXES)
     )
 
 
@@ -31,4 +36,5 @@ register_layout(Layout(
     },
     default=("momentum", "online"),
     detect=_detect,
+    arch_variants={"resnet18_cifar": "resnet18_cifar_pad2"},
 ))

@@ -2,8 +2,12 @@
 
 ``resnet18`` / ``resnet50`` keep torchvision's 7x7 stride-2 stem and max-pool, so their weights
 map one-to-one onto Detectron2's and MMSegmentation's ResNets. ``resnet18_cifar`` is the
-CIFAR variant used by the ReSA paper for 32 px inputs (Table 8 rows CIFAR-10/100; the stem of
-W-MSE/INTL/solo-learn: 3x3 stride-1 conv1 and no max-pool).
+CIFAR variant used by the ReSA paper for 32 px inputs (Table 8 rows CIFAR-10/100): a 3x3 stride-1
+``conv1`` with ``padding=1`` and no max-pool, as the authors' winci-ai/resa_cifar ``src/model.py``
+``get_encoder`` builds it. ``resnet18_cifar_pad2`` is solo-learn's CIFAR stem
+(vturrisi/solo-learn ``solo/methods/base.py`` ``BaseMethod.__init__``: the same conv with
+``padding=2``, so a 32 px input gives 34 px maps); its weights have the same shapes, so only a
+source format that knows it (the solo-learn reader) names it.
 
 :func:`zero_init_residual` is a pretraining-time initialisation (the ReSA authors' choice per
 arch, ``model.zero_init_residual`` in the pretrain presets); it changes no key or shape.
@@ -32,6 +36,14 @@ def build_resnet18() -> nn.Module:
 def build_resnet18_cifar() -> nn.Module:
     model = resnet18()
     model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return _encoder(model)
+
+
+@register_arch("resnet18_cifar_pad2", family="resnet", feature_dim=512, standard_stem=False)
+def build_resnet18_cifar_pad2() -> nn.Module:
+    model = resnet18()
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
     model.maxpool = nn.Identity()
     return _encoder(model)
 
