@@ -11,6 +11,8 @@ Processes: ``--num-gpus`` per machine and ``--num-machines`` / ``--machine-rank`
 as Detectron2's ``launch``; under SLURM with several nodes the machine rank and count default to
 ``SLURM_NODEID`` / ``SLURM_NNODES``. Bad input stops before training with one ``error:`` line
 (exit 2); a failure once the backbone is known writes a ``failed`` record and exits non-zero.
+Metrics are read and the record written by the main process only; the other processes return
+normally once training and the (distributed) evaluation are done, so every process exits 0.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--num-machines", type=int, default=int(os.environ.get("SLURM_NNODES", 1)))
     parser.add_argument("--machine-rank", type=int, default=int(os.environ.get("SLURM_NODEID", 0)))
     parser.add_argument("--dist-url", default="auto", help="rendezvous URL (tcp://HOST:PORT for several machines)")
+    parser.add_argument("--linear-scaling", action="store_true",
+                        help="keep the reference per-GPU batch and scale batch/LR/schedule to the process count "
+                        "(a protocol deviation, stated in the record); default: the reference total batch")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Detectron2 config overrides")
     return parser.parse_intermixed_args(argv)
 
@@ -65,7 +70,7 @@ def _worker(args: argparse.Namespace, backbone, provenance: dict, output_dir: Pa
 
     task, start_time = get_task(args.task), utc_now()
     setup_logger(str(output_dir), distributed_rank=comm.get_rank(), name="downstream.detection", abbrev_name="resa")
-    cfg = build_cfg(task, args.overrides, comm.get_world_size(), args.seed, str(output_dir))
+    cfg = build_cfg(task, args.overrides, comm.get_world_size(), args.seed, str(output_dir), args.linear_scaling)
 
     def record(**outcome) -> dict:
         return build_record(task.name, task.dataset, args.seed, provenance, _plain(cfg), start_time, **outcome)
@@ -78,10 +83,11 @@ def _worker(args: argparse.Namespace, backbone, provenance: dict, output_dir: Pa
         if comm.is_main_process():
             write_json_atomic(record_file, record(error=_one_line(err)))
         raise
-    if comm.is_main_process():
-        write_json_atomic(record_file, record(metrics=metrics))
-        print(" ".join(f"{name}={value:.2f}" for name, value in metrics.items()))
-        print(record_file)
+    if metrics is None:  # not the main process: the evaluator's numbers, and the record, are rank 0's
+        return
+    write_json_atomic(record_file, record(metrics=metrics))
+    print(" ".join(f"{name}={value:.2f}" for name, value in metrics.items()))
+    print(record_file)
 
 
 def _plain(cfg) -> dict:

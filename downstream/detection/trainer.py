@@ -6,6 +6,11 @@ CommonMetricPrinter and ``metrics.json``, which holds the losses every ``cfg.LOG
 iterations: 20 as DefaultTrainer, 1 for a per-iteration loss curve on CPU). ``train``
 resumes from Detectron2's last checkpoint in ``OUTPUT_DIR`` when asked and one exists;
 otherwise it starts from the given backbone (or from scratch).
+
+Metrics exist on the main process only: Detectron2's evaluators gather every process's
+predictions there and return ``{}`` elsewhere (``COCOEvaluator.evaluate`` /
+``PascalVOCDetectionEvaluator.evaluate``: ``if not comm.is_main_process(): return {}``), so
+``train`` reads and checks them on the main process and returns ``None`` on the others.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
 from converters import Backbone
@@ -53,31 +61,67 @@ class Trainer(DefaultTrainer):
 
 
 def flatten_metrics(results: dict) -> dict[str, float]:
-    """``{"bbox": {"AP": ..}, "segm": {..}}`` -> ``{"bbox_AP": .., "segm_AP": ..}`` (finite summary values)."""
-    flat = {}
+    """``{"bbox": {"AP": ..}, "segm": {..}}`` -> ``{"bbox_AP": .., "segm_AP": ..}``.
+
+    Every summary number the evaluator reports must be finite: COCOEvaluator writes NaN for an AP
+    it could not compute (no detections, or no ground truth of a size), and a record that silently
+    lacks that column would look complete. UserError naming the NaN metrics, or when there are none.
+    """
+    flat, bad = {}, []
     for kind, values in results.items():
         for name in SUMMARY_METRICS:
             value = values.get(name)
-            if value is not None and math.isfinite(value):
+            if value is None:
+                continue
+            if math.isfinite(value):
                 flat[f"{kind}_{name}"] = float(value)
+            else:
+                bad.append(f"{kind}_{name}")
+    if bad or not flat:
+        raise UserError(f"the evaluator returned no finite {', '.join(bad) or 'AP'} (no detections above "
+                        "MODEL.ROI_HEADS.SCORE_THRESH_TEST, or no ground truth of that kind in the test set?)")
     return flat
 
 
-def train(cfg, backbone: Backbone | None, resume: bool) -> dict[str, float]:
-    """Train and evaluate; returns the flat metrics (UserError when the evaluator gave no finite number)."""
-    trainer = Trainer(cfg)
+@contextmanager
+def cpu_ddp(device: str) -> Iterator[None]:
+    """On CPU, let ``DefaultTrainer.__init__`` wrap the model in DDP without ``device_ids``.
+
+    Detectron2's ``create_ddp_model`` (engine/defaults.py) passes ``device_ids=[local rank]``, which
+    torch's DistributedDataParallel refuses for a CPU module; ``device_ids=None`` is how DDP takes one.
+    Patched for the trainer's construction only, and only on CPU (several gloo processes).
+    """
+    if device != "cpu":
+        yield
+        return
+    from detectron2.engine import defaults
+
+    original = defaults.create_ddp_model
+    defaults.create_ddp_model = lambda model, **kwargs: original(model, **{"device_ids": None, **kwargs})
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
+def train(cfg, backbone: Backbone | None, resume: bool) -> dict[str, float] | None:
+    """Train and evaluate; the flat metrics on the main process (UserError unless all are finite), else None."""
+    with cpu_ddp(cfg.MODEL.DEVICE):
+        trainer = Trainer(cfg)
     if resume and trainer.checkpointer.has_checkpoint():
         log.info("resuming from %s", trainer.checkpointer.get_checkpoint_file())
         trainer.resume_or_load(resume=True)  # MODEL.WEIGHTS is empty: only our own last checkpoint
     elif backbone is not None:
         report = load_into(trainer.checkpointer, backbone, cfg.OUTPUT_DIR).as_dict()
-        Path(cfg.OUTPUT_DIR, "backbone_load.json").write_text(json.dumps(report))
+        if comm.is_main_process():
+            Path(cfg.OUTPUT_DIR, "backbone_load.json").write_text(json.dumps(report))
     else:
         log.info("training from scratch (no backbone weights)")
     trainer.train()
+    if not comm.is_main_process():
+        return None
     results = getattr(trainer, "_last_eval_results", None) or {}
-    metrics = flatten_metrics(results)
-    if not metrics:
-        raise UserError(f"{', '.join(cfg.DATASETS.TEST)}: the evaluator returned no finite AP (no detections above "
-                        f"MODEL.ROI_HEADS.SCORE_THRESH_TEST={cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST}?)")
-    return metrics
+    try:
+        return flatten_metrics(results)
+    except UserError as err:
+        raise UserError(f"{', '.join(cfg.DATASETS.TEST)}: {err}") from None
