@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return importlib.import_module(ENGINE_TASKS[argv[0]]).main(argv[1:])
     args = parse_args(argv)
     task, dataset = task_spec(args.task), dataset_spec(args.dataset)
-    config = resolve_config(task.schema, args.config, args.overrides, dataset.defaults)
+    config = resolve_config(task.schema, args.config, args.overrides, task.dataset_defaults(dataset))
     missing = [role for role in task.roles if role not in dataset.roles]
     if missing and not task.on_images(config):
         raise UserError(f"task '{task.name}' needs the {missing} role(s); dataset '{dataset.name}' has {dataset.roles}")

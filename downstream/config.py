@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from downstream.transforms import STATS
+from downstream.transforms import INTERPOLATIONS, STATS
 from resa_core.config import load_config
 from resa_core.errors import UserError
 
@@ -22,6 +22,7 @@ COMMON_SCHEMA = {
     "batch_size": 256,  # feature extraction batch
     "normalization": "fashion_mnist",  # key of downstream.transforms.STATS
     "resize_size": None,  # shorter side before the centre crop (catalog datasets); null: image_size
+    "resize_interpolation": "bicubic",  # of that resize: bicubic (DINO eval) or bilinear (downstream.transforms)
     "label_subset": None,  # restrict the train role: null, 1percent or 10percent (SimCLR lists on ImageNet)
     "num_workers": 2,  # DataLoader workers reading catalog datasets
 }
@@ -31,7 +32,7 @@ def resolve_config(
     task_schema: Mapping, path: str | Path | None = None, overrides: Sequence[str] = (),
     dataset_defaults: Mapping | None = None,
 ) -> dict:
-    """Common schema <- dataset defaults, + task schema <- YAML file <- ``key=value`` overrides, then checks."""
+    """Common schema <- dataset defaults (with the task's image view), + task schema <- YAML file <- overrides."""
     overlap = set(COMMON_SCHEMA) & set(task_schema)
     if overlap:
         raise ValueError(f"task schema redefines common keys {sorted(overlap)}")
@@ -40,6 +41,9 @@ def resolve_config(
         raise UserError(f"normalization '{config['normalization']}' unknown; expected one of {sorted(STATS)}")
     if config["resize_size"] is not None:
         require_positive_int(config, "resize_size")
+    if config["resize_interpolation"] not in INTERPOLATIONS:
+        raise UserError(f"config key 'resize_interpolation' must be one of {sorted(INTERPOLATIONS)}, "
+                        f"got {config['resize_interpolation']!r}")
     if isinstance(config["num_workers"], bool) or not isinstance(config["num_workers"], int) or config[
             "num_workers"] < 0:
         raise UserError(f"config key 'num_workers' must be a non-negative integer, got {config['num_workers']!r}")

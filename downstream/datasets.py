@@ -66,7 +66,7 @@ def _catalog_loader(name: str, splits: Mapping[str, str]) -> Callable[[str, dict
         data = data.subset(balanced_indices(data.labels, size, config["subset_seed"]))
         percent = label_subset_percent(config["label_subset"]) if role == "train" else None
         if percent and name in ("imagenet", "imagenet100"):
-            data = data.subset(imagenet_subset_indices(data, percent))
+            data = data.subset(imagenet_subset_indices(data, percent, name))
         elif percent:
             data = data.subset(fraction_indices(data.labels, percent, config["subset_seed"]))
         return data

@@ -50,6 +50,7 @@ def cache_key(backbone_sha256: str, dataset: str, role: str, config: dict) -> st
         "label_subset": config.get("label_subset") if role == "train" else None,
         "image_size": config["image_size"],
         "resize_size": config.get("resize_size"),
+        "resize_interpolation": config.get("resize_interpolation", "bicubic"),
         "normalization": config["normalization"],
     })
 
@@ -76,7 +77,8 @@ def extract_dataset_features(
     """Frozen-encoder features of a catalog dataset read through a DataLoader (evaluation view)."""
     encoder.eval()
     device = next(encoder.parameters(), torch.empty(0)).device
-    data.transform = eval_transform(config["image_size"], config.get("resize_size"), config["normalization"])
+    data.transform = eval_transform(config["image_size"], config.get("resize_size"), config["normalization"],
+                                    config.get("resize_interpolation", "bicubic"))
     loader = DataLoader(data, batch_size=config["batch_size"], shuffle=False, num_workers=config["num_workers"],
                         pin_memory=device.type == "cuda")
     chunks = [encoder(images.to(device, non_blocking=True)).float().cpu()

@@ -117,7 +117,8 @@ def train_and_evaluate(
     torch.manual_seed(seed)
     encoder = feature_encoder(encoder, family, spec.vit_last_blocks).to(device)
     train.transform = train_transform(config["image_size"], config["normalization"])
-    test.transform = eval_transform(config["image_size"], config.get("resize_size"), config["normalization"])
+    test.transform = eval_transform(config["image_size"], config.get("resize_size"), config["normalization"],
+                                    config.get("resize_interpolation", "bicubic"))
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     model = Classifier(encoder, _feature_dim(encoder, test, device), num_classes, spec.encoder_lr is None).to(device)
     groups = [{"params": model.head.parameters(), "lr": spec.head_lr}]

@@ -157,15 +157,54 @@ def test_imagefolder_and_imagenet100_lists(tmp_path):
     assert len(read_list("imagenet_10percent.txt")) == 128116
 
 
-def test_imagenet_subset_list_matches_file_names(tmp_path):
-    names = read_list("imagenet_1percent.txt")[:3]
-    for name in names + ["n00000000_1.JPEG"]:
-        folder = tmp_path / "train" / name.split("_")[0]
+def write_imagenet_train(root, names):
+    """Empty ``train/<wnid>/<name>`` files: ImageFolder lists files by extension, the list match reads names only."""
+    for name in names:
+        folder = root / "train" / name.split("_")[0]
         folder.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (4, 4)).save(folder / name, format="JPEG")
-    data = open_dataset("imagenet", "train", tmp_path)
+        (folder / name).touch()
+
+
+@pytest.fixture(scope="module")
+def imagenet_1percent_tree(tmp_path_factory):
+    """An ImageNet train split holding exactly the 12,811 images of the SimCLR 1% list, plus two others."""
+    root = tmp_path_factory.mktemp("imagenet")
+    write_imagenet_train(root, read_list("imagenet_1percent.txt") + ["n01440764_1.JPEG", "n00000000_1.JPEG"])
+    return root
+
+
+def test_imagenet_subset_list_matches_file_names(imagenet_1percent_tree):
+    data = open_dataset("imagenet", "train", imagenet_1percent_tree)
     subset = data.subset(imagenet_subset_indices(data, 1))
-    assert sorted(Path(f).name for f in subset.files) == sorted(names)
+    assert sorted(Path(f).name for f in subset.files) == sorted(read_list("imagenet_1percent.txt"))
+
+
+def test_imagenet_subset_refuses_a_partial_copy(imagenet_1percent_tree):
+    """A train split missing listed images would silently shrink the 1% split (issue 15 item 14)."""
+    data = open_dataset("imagenet", "train", imagenet_1percent_tree)
+    dropped = 5
+    partial = data.subset([i for i in range(len(data)) if i != dropped])  # as if one file were not copied
+    name = Path(data.files[dropped]).name
+    with pytest.raises(UserError, match=f"1 of the 12811 images of the imagenet 1% list .*e.g. {name}"):
+        imagenet_subset_indices(partial, 1)
+
+
+def test_train_size_with_a_label_subset_is_refused_not_shrunk(imagenet_1percent_tree):
+    from downstream.datasets import dataset_spec
+
+    config = {"data_root": str(imagenet_1percent_tree), "subset_seed": 0, "label_subset": "1percent"}
+    assert len(dataset_spec("imagenet").load("train", {**config, "train_size": None})) == 12811
+    with pytest.raises(UserError, match="of the 12811 images of the imagenet 1% list .*train_size"):
+        dataset_spec("imagenet").load("train", {**config, "train_size": 5000})
+
+
+def test_imagenet100_subset_needs_only_its_classes_images(imagenet_1percent_tree):
+    classes = set(read_list("imagenet100.txt"))
+    mine = [name for name in read_list("imagenet_1percent.txt") if name.split("_")[0] in classes]
+    data = open_dataset("imagenet100", "train", imagenet_1percent_tree)
+    assert len(imagenet_subset_indices(data, 1, "imagenet100")) == len(mine)
+    with pytest.raises(UserError, match=f"{12811 - len(mine)} of the 12811 images of the imagenet 1% list"):
+        imagenet_subset_indices(data, 1)  # as ImageNet-1k, the other 900 classes' images are missing
 
 
 def test_fashion_mnist_is_rgb():

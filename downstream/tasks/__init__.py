@@ -9,7 +9,7 @@ and list it in ``_MODULES``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
@@ -46,6 +46,13 @@ class Task:
     on_images: Callable[[dict], bool] = lambda config: False
     uses_context: bool = False  # feature tasks that also need the run directory get ``context=``
     multilabel: bool = False  # accepts multi-label datasets (DatasetSpec.multilabel: bit-mask labels)
+    # The reference protocol's evaluation view (image_size, resize_size, resize_interpolation, ...)
+    # over the dataset's defaults, for image-file datasets (not the grey array datasets).
+    image_view: Mapping = field(default_factory=dict)
+
+    def dataset_defaults(self, dataset: DatasetSpec) -> dict:
+        """The dataset's config defaults with this task's image view on top (file-backed datasets)."""
+        return dict(dataset.defaults) if dataset.grey else {**dataset.defaults, **self.image_view}
 
 
 def _registry() -> dict[str, Task]:

@@ -113,4 +113,8 @@ def run(inputs, config: dict, seed: int) -> dict[str, float]:
         return topk_accuracy(classifier(test.features.float()), test.labels)
 
 
-TASK = Task("linear", SCHEMA, ("train", "test"), run, on_images=lambda config: config["protocol"] == "imagenet")
+# The ReSA authors' eval_linear.py (winci-ai/resa, lines 73-74): Resize(256) with torchvision's default
+# bilinear interpolation, CenterCrop(224). CIFAR's 32 px images are not resized (Resize(32) is the identity).
+IMAGE_VIEW = {"resize_interpolation": "bilinear"}
+TASK = Task("linear", SCHEMA, ("train", "test"), run, on_images=lambda config: config["protocol"] == "imagenet",
+            image_view=IMAGE_VIEW)

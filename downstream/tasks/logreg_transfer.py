@@ -1,9 +1,14 @@
 """Logistic-regression transfer (MIRA Table 5, the protocol of Ericsson et al. 2021, CVPR).
 
 As ``linear.py`` of linusericsson/ssl-transfer: a multinomial L2 logistic regression
-(scikit-learn, L-BFGS) on frozen features; the inverse strength C = 1 / wd is chosen over
-``wd in logspace(-6, 5, 45)`` by the validation score, then the classifier is refitted on
-train + val with that C and scored on test. The validation split is the dataset's official
+(scikit-learn, L-BFGS, default ``max_iter``) on frozen features; the inverse strength C = 1 / wd
+is chosen over ``wd in logspace(-6, 5, 45)`` by the validation score, then the classifier is
+refitted on train + val with that C and scored on test. Their one ``LogReg(..., warm_start=True)``
+object serves every fit of a run (``LogisticRegression`` / ``LinearTester``): each fit of the C sweep
+starts from the previous C's solution, in increasing wd order, and the final refit from the last
+one's; we reuse one classifier the same way (``warm_start`` key). Their images are resized
+to 224 (bicubic) and centre-cropped to 224 with ImageNet statistics (``get_train_valid_loader`` /
+``get_test_loader``, ``--image-size 224``): the task's image view below. The validation split is the dataset's official
 one where it has one (Aircraft, DTD, Flowers-102; VOC2007 too in their code), else a random 20%
 of the training set (their ``valid_size=0.2``, shuffled with a fixed seed).
 
@@ -24,6 +29,7 @@ image is negative (its curve starts at precision 1, recall 0).
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 
@@ -46,7 +52,8 @@ SCHEMA = {
     "wd_max_exp": 5.0,
     "wd_values": 45,
     "valid_fraction": 0.2,  # ssl-transfer get_train_valid_loader(valid_size=0.2) without an official val split
-    "max_iter": 1000,  # L-BFGS iterations per fit (sklearn default 100 stops early on 2048-d features)
+    "max_iter": 100,  # L-BFGS iterations per fit: sklearn's default, which ssl-transfer's LogReg keeps
+    "warm_start": True,  # ssl-transfer linear.py: LogReg(solver='lbfgs', multi_class='multinomial', warm_start=True)
     "metric": "auto",  # auto (per dataset, below), top1, mean_per_class; map11 (multi-label VOC2007)
 }
 MEAN_PER_CLASS_DATASETS = {"pets", "flowers102", "aircraft", "caltech101"}  # ssl-transfer LINEAR_DATASETS
@@ -73,11 +80,16 @@ def voc07_average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
     return total / 11.0
 
 
-def _fit_multilabel(features: np.ndarray, targets: np.ndarray, C: float, max_iter: int) -> list:
-    """One binary L2 logistic regression per class (a constant score where the class has one label value)."""
+def _fit_multilabel(classifier: LogisticRegression, features: np.ndarray, targets: np.ndarray) -> list:
+    """One binary L2 logistic regression per class (a constant score where the class has one label value).
+
+    ssl-transfer fits its one classifier class after class (``fit_logistic_regression``, ``'mAP'``):
+    with ``warm_start`` each class starts from the previous class's solution; a copy keeps each fit.
+    """
     models = []
     for column in targets.T:
-        models.append(_fit(features, column, C, max_iter) if len(np.unique(column)) == 2 else float(column[0]))
+        models.append(copy.deepcopy(_fit(classifier, features, column)) if len(np.unique(column)) == 2
+                      else float(column[0]))
     return models
 
 
@@ -94,17 +106,18 @@ def _map11(models: list, features: np.ndarray, targets: np.ndarray) -> float:
 
 def select_and_evaluate_multilabel(
     train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-    c_values: np.ndarray, max_iter: int,
+    c_values: np.ndarray, max_iter: int, warm_start: bool = True,
 ) -> dict[str, float]:
     """As :func:`select_and_evaluate` with ``(N, classes)`` 0/1 targets, one-vs-rest, scored by ``map11``."""
+    classifier = new_classifier(max_iter, warm_start)
     best_c, best = None, -1.0
     for C in tqdm(c_values, desc="logreg C search (one-vs-rest)", unit="C"):
-        value = _map11(_fit_multilabel(*train, C, max_iter), *val)
+        value = _map11(_fit_multilabel(classifier.set_params(C=C), *train), *val)
         log.info("C=%.3g val map11=%.2f", C, value)
         if value > best:
             best_c, best = C, value
     trainval = np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])
-    final = _fit_multilabel(*trainval, best_c, max_iter)
+    final = _fit_multilabel(classifier.set_params(C=best_c), *trainval)
     return {"map11": _map11(final, *test), "val_map11": best, "selected_C": best_c}
 
 
@@ -121,10 +134,15 @@ def score(predictions: np.ndarray, labels: np.ndarray, metric: str) -> float:
     return float(100.0 * np.mean(predictions == labels))
 
 
-def _fit(features: np.ndarray, labels: np.ndarray, C: float, max_iter: int) -> LogisticRegression:
+def new_classifier(max_iter: int, warm_start: bool) -> LogisticRegression:
+    """The one classifier of a run (L-BFGS, multinomial for > 2 classes: sklearn's defaults)."""
+    return LogisticRegression(max_iter=max_iter, warm_start=warm_start)
+
+
+def _fit(classifier: LogisticRegression, features: np.ndarray, labels: np.ndarray) -> LogisticRegression:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # as ssl-transfer's @ignore_warnings
-        return LogisticRegression(C=C, max_iter=max_iter).fit(features, labels)
+        return classifier.fit(features, labels)
 
 
 def validation_split(size: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,17 +154,18 @@ def validation_split(size: int, fraction: float, seed: int) -> tuple[np.ndarray,
 
 def select_and_evaluate(
     train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-    c_values: np.ndarray, metric: str, max_iter: int,
+    c_values: np.ndarray, metric: str, max_iter: int, warm_start: bool = True,
 ) -> dict[str, float]:
-    """Pick C on val (first best on ties), refit on train + val, score on test."""
+    """Pick C on val (first best on ties), refit on train + val, score on test (one classifier throughout)."""
+    classifier = new_classifier(max_iter, warm_start)
     best_c, best = None, -1.0
     for C in tqdm(c_values, desc="logreg C search", unit="C"):
-        value = score(_fit(*train, C, max_iter).predict(val[0]), val[1], metric)
+        value = score(_fit(classifier.set_params(C=C), *train).predict(val[0]), val[1], metric)
         log.info("C=%.3g val %s=%.2f", C, metric, value)
         if value > best:
             best_c, best = C, value
     trainval = np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]])
-    final = _fit(*trainval, best_c, max_iter)
+    final = _fit(classifier.set_params(C=best_c), *trainval)
     return {metric: score(final.predict(test[0]), test[1], metric), "val_" + metric: best, "selected_C": best_c}
 
 
@@ -180,13 +199,19 @@ def run(
         keep, held = validation_split(len(train[1]), config["valid_fraction"], seed)
         train, val = (train[0][keep], train[1][keep]), (train[0][held], train[1][held])
     max_iter = require_positive_int(config, "max_iter")
+    if not isinstance(config["warm_start"], bool):
+        raise UserError(f"config key 'warm_start' must be true or false, got {config['warm_start']!r}")
     if multilabel:
         classes = MULTILABEL_DATASETS[dataset]
         train, val, test = ((pair[0], multilabel_targets(pair[1], classes)) for pair in (train, val, test))
-        return select_and_evaluate_multilabel(train, val, test, c_values, max_iter)
-    return select_and_evaluate(train, val, test, c_values, metric, max_iter)
+        return select_and_evaluate_multilabel(train, val, test, c_values, max_iter, config["warm_start"])
+    return select_and_evaluate(train, val, test, c_values, metric, max_iter, config["warm_start"])
 
 
+# ssl-transfer linear.py get_train_valid_loader / get_test_loader at --image-size 224: Resize(224, BICUBIC),
+# CenterCrop(224), ImageNet mean/std (prepare_data's normalise_dict), CIFAR included.
+IMAGE_VIEW = {"image_size": 224, "resize_size": 224, "resize_interpolation": "bicubic", "normalization": "imagenet"}
 TASK = Task(
-    "logreg-transfer", SCHEMA, ("train", "test"), run, optional_roles=("val",), uses_context=True, multilabel=True
+    "logreg-transfer", SCHEMA, ("train", "test"), run, optional_roles=("val",), uses_context=True, multilabel=True,
+    image_view=IMAGE_VIEW,
 )

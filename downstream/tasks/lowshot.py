@@ -42,4 +42,7 @@ def run(context: TaskContext, config: dict, seed: int) -> dict[str, float]:
     return train_and_evaluate(context.encoder, family, train, test, spec, config, seed)
 
 
-TASK = Task("lowshot", SCHEMA, ("train", "test"), run, on_images=lambda config: True)
+# Evaluated as the authors' eval_linear.py (which also runs their 1%/10% fine-tuning, --train_percent):
+# Resize(256) bilinear (torchvision's default), CenterCrop(224) (winci-ai/resa eval_linear.py lines 73-74).
+IMAGE_VIEW = {"resize_interpolation": "bilinear"}
+TASK = Task("lowshot", SCHEMA, ("train", "test"), run, on_images=lambda config: True, image_view=IMAGE_VIEW)

@@ -53,7 +53,9 @@ extracted under ``root``):
 
 ImageNet 1%/10% label subsets: :func:`imagenet_subset_indices` matches the shipped SimCLR
 split lists (``lists/imagenet_{1,10}percent.txt``, provenance in ``lists/README.md``) against
-``data.files``.
+``data.files``, and refuses when they disagree: every listed image of the dataset's classes
+(``imagenet``: all 1000; ``imagenet100``: its 100) must be there, else a partial copy or a
+``train_size`` subset would silently train on a smaller split than the paper's 12,811 / 128,116.
 """
 
 from __future__ import annotations
@@ -488,14 +490,27 @@ def open_dataset(
     return data
 
 
-def imagenet_subset_indices(data: LabelledImages, percent: int) -> np.ndarray:
-    """Positions in ``data`` (ImageNet train) of the SimCLR ``percent``% (1 or 10) split list."""
+def imagenet_subset_indices(data: LabelledImages, percent: int, name: str = "imagenet") -> np.ndarray:
+    """Positions in ``data`` (ImageNet train) of the SimCLR ``percent``% (1 or 10) split list.
+
+    ``name`` (``imagenet`` / ``imagenet100``) fixes which listed images must all be present: the
+    whole list, or its images of the 100 classes. A missing one is an error naming the count.
+    """
     if percent not in (1, 10):
         raise UserError(f"ImageNet label subset must be 1 or 10 percent, got {percent}")
-    if data.files is None:
+    files = data.files  # a property that builds the list: read it once
+    if files is None:
         raise UserError("ImageNet label subsets need a file-based dataset (imagenet / imagenet100)")
-    wanted = set(read_list(f"imagenet_{percent}percent.txt"))
-    positions = np.array([i for i, path in enumerate(data.files) if os.path.basename(path) in wanted], dtype=np.int64)
-    if len(positions) == 0:
-        raise UserError(f"none of the {len(wanted)} files of the ImageNet {percent}% list is in this dataset")
+    listed = read_list(f"imagenet_{percent}percent.txt")
+    if name == "imagenet100":
+        classes = set(read_list("imagenet100.txt"))
+        listed = [file for file in listed if file.split("_")[0] in classes]  # file names are <wnid>_<n>.JPEG
+    wanted = set(listed)
+    names = [os.path.basename(path) for path in files]
+    positions = np.array([i for i, file in enumerate(names) if file in wanted], dtype=np.int64)
+    missing = sorted(wanted.difference(names))
+    if missing:
+        raise UserError(f"{len(missing)} of the {len(wanted)} images of the {name} {percent}% list are not in this "
+                        f"train split (e.g. {missing[0]}): a partial copy, or train_size set, would shrink the "
+                        "split; use the complete train split with train_size=null")
     return positions
