@@ -1,35 +1,31 @@
 """k-NN speed: ``downstream.tasks.knn.knn_metrics`` against a bare matmul + top-k over the same tensors.
 
-Default sizes are the issue's: a 50k x 2048 bank, 10k queries, weighted k in {5, 10, 20},
-1000 classes, float32, the task's default chunk of 256 queries. The baseline does only the
-unavoidable work (per chunk: one similarity matmul and ``topk(max k)``); the ratio shows what
-normalisation, deterministic tie-breaking and the vote cost on top (goal: at most 1.2x).
+Default sizes: a 50k x 2048 float32 bank, 10k queries, weighted k in {5, 10, 20} (ReSA Table 3 /
+DINO), majority k = 5 (W-MSE), 1000 classes, the task's default chunk of 256 queries, one
+thread on both sides (:mod:`benchmarks.harness`). The baseline does only the unavoidable work
+(per chunk: one similarity matmul and ``topk(max k)``); each ratio shows what normalisation,
+deterministic tie-breaking and the vote cost on top (goal: at most 1.2x for the weighted and
+the majority protocol). ``protocol=both`` shares the one matmul and adds a second top-k.
 
-    .venv/bin/python -m benchmarks.knn [--bank 50000] [--queries 10000] [--dim 2048] [--repeats 1]
+    .venv/bin/python -m benchmarks.knn [--bank 50000] [--queries 10000] [--dim 2048] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from benchmarks.harness import compare, print_conditions
 from downstream.tasks.knn import knn_metrics
+
+KS = [5, 10, 20]  # downstream.tasks.knn SCHEMA "ks"
+MAJORITY_KS = [5]  # downstream.tasks.knn SCHEMA "majority_ks"
 
 
 def bare_matmul_topk(bank: torch.Tensor, queries: torch.Tensor, k: int, chunk: int) -> None:
     for start in range(0, len(queries), chunk):
         torch.topk(queries[start : start + chunk] @ bank.T, k, dim=1)
-
-
-def best_time(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -39,20 +35,29 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--chunk", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    print_conditions(args.threads)
     generator = torch.Generator().manual_seed(0)
     bank = torch.randn(args.bank, args.dim, generator=generator)
     queries = torch.randn(args.queries, args.dim, generator=generator)
     bank_labels = torch.randint(0, args.classes, (args.bank,), generator=generator)
     query_labels = torch.randint(0, args.classes, (args.queries,), generator=generator)
-    ks = [5, 10, 20]
-    print(f"bank {tuple(bank.shape)}, queries {tuple(queries.shape)}, ks {ks}, chunk {args.chunk}, "
-          f"threads {torch.get_num_threads()}")
-    ours = best_time(lambda: knn_metrics(bank, bank_labels, queries, query_labels, args.classes, ks=ks,
-                                         chunk_size=args.chunk), args.repeats)
-    bare = best_time(lambda: bare_matmul_topk(bank, queries, max(ks), args.chunk), args.repeats)
-    print(f"knn_metrics {ours:.2f} s, bare matmul+topk {bare:.2f} s, ratio {ours / bare:.3f}x (goal <= 1.2x)")
+    params = {"bank": args.bank, "queries": args.queries, "dim": args.dim, "classes": args.classes,
+              "chunk": args.chunk, "ks": KS, "majority_ks": MAJORITY_KS}
+    protocols = {"weighted": (KS, []), "majority": ([], MAJORITY_KS), "both": (KS, MAJORITY_KS)}
+    for protocol, (ks, majority_ks) in protocols.items():
+        compare(
+            "knn", f"k-NN protocol={protocol}, bank {args.bank}x{args.dim}, {args.queries} queries",
+            lambda ks=ks, majority_ks=majority_ks: knn_metrics(
+                bank, bank_labels, queries, query_labels, args.classes, ks=ks, majority_ks=majority_ks,
+                chunk_size=args.chunk),
+            lambda ks=ks, majority_ks=majority_ks: bare_matmul_topk(bank, queries, max(ks + majority_ks), args.chunk),
+            threads=args.threads, repeats=args.repeats, ratio="ours/reference",
+            goal="<= 1.2x" if protocol != "both" else "one matmul (no goal set)", params={**params,
+                                                                                         "protocol": protocol},
+        )
 
 
 if __name__ == "__main__":

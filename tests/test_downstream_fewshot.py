@@ -92,7 +92,7 @@ def test_batched_solver_matches_sklearn_objective_and_weights(pixels):
 def test_batched_solver_accuracy_matches_sklearn_over_200_episodes(pixels, shots):
     features, labels = pixels
     episodes = sample_episodes(labels, 5, shots, 15, 200, np.random.default_rng(shots))
-    ours = episode_accuracies(features, episodes, 5, C=1.0, episodes_per_solve=64)
+    ours = episode_accuracies(features.float(), episodes, 5, C=1.0, episodes_per_solve=64)  # the float32 path
     reference = []
     for support, support_labels, query, query_labels in zip(
         episodes.support, episodes.support_labels, episodes.query, episodes.query_labels, strict=True

@@ -36,6 +36,20 @@ def test_majority_vote_equals_wmse_reference_code():
         )
 
 
+def test_both_protocols_from_one_matmul_equal_each_protocol_alone():
+    generator = torch.Generator().manual_seed(5)
+    bank = torch.randn(300, 10, generator=generator) * torch.rand(300, 1, generator=generator).mul(3).add(0.1)
+    queries = torch.randn(90, 10, generator=generator) * 2.0
+    bank_labels, query_labels = torch.randint(0, 8, (300,), generator=generator), torch.randint(0, 8, (90,))
+    both = knn_metrics(bank, bank_labels, queries, query_labels, 8, ks=[1, 7], majority_ks=[3, 5], chunk_size=16)
+    weighted = knn_metrics(bank, bank_labels, queries, query_labels, 8, ks=[1, 7], chunk_size=50)
+    majority = knn_metrics(bank, bank_labels, queries, query_labels, 8, majority_ks=[3, 5], chunk_size=50)
+    assert both == weighted | majority
+    for k in (3, 5):  # the shared product still gives the W-MSE Euclidean neighbours
+        assert both[f"top1_majority_k{k}"] == pytest.approx(
+            _wmse_reference_knn(bank, bank_labels, queries, query_labels, k))
+
+
 def test_majority_ties_go_to_the_lower_class():
     bank = torch.tensor([[1.0], [2.0], [-1.0], [-2.0]])
     labels = torch.tensor([3, 1, 1, 3])

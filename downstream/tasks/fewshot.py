@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from downstream.config import require_positive_int, require_positive_int_list
 from downstream.episodes import Episodes, sample_episodes, shared_episodes
 from downstream.features import FeatureSet
-from downstream.logreg import fit_batched_logreg, predict
+from downstream.logreg import fit_kernel_logreg
 from downstream.tasks import Task, TaskContext
 from resa_core.errors import UserError
 
@@ -29,9 +28,10 @@ SCHEMA = {
     "queries": 15,  # per class, as in the meta-test episodes of RFS (Tian et al. 2020)
     "episodes": 2000,  # DSA Table VI averages over 2000 episodes (the demo pipeline sets 600)
     "C": 1.0,  # inverse L2 strength of the reference sklearn LogisticRegression(C=1.0)
-    "episodes_per_solve": 200,  # episodes fitted together (memory: this x support x feature dim)
+    "episodes_per_solve": 2000,  # episodes fitted together (memory: this x (support + query) x support floats)
 }
 CONFIDENCE_Z = 1.96  # two-sided 95% normal quantile
+NORM_EPS = 1e-12  # as F.normalize: a zero feature row stays zero instead of dividing by 0
 
 
 def mean_and_ci95(accuracies: np.ndarray) -> tuple[float, float]:
@@ -44,17 +44,44 @@ def mean_and_ci95(accuracies: np.ndarray) -> tuple[float, float]:
     return float(accuracies.mean()), float(CONFIDENCE_Z * accuracies.std() / np.sqrt(len(accuracies)))
 
 
+def episode_grams(features: torch.Tensor, support: np.ndarray, query: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine Gram matrices of the supports ``(E, n, n)`` and query-support similarities ``(E, q, n)``.
+
+    Only the gathered rows are normalised, and only through their inner products: one product
+    of an episode's raw support+query rows with its raw support rows, divided by the rows'
+    norms (the whole feature set is never normalised or copied). The rows are gathered one
+    episode at a time into one reused buffer, so the copy is still in cache when the product
+    and the norms read it (measured fastest against 2-64 episodes per gather). The result
+    keeps the features' dtype.
+    """
+    table = features.numpy()
+    rows = np.concatenate([support, query], axis=1)
+    n = support.shape[1]
+    grams = torch.empty(len(rows), rows.shape[1], n, dtype=features.dtype)
+    buffer = torch.from_numpy(np.empty((rows.shape[1], table.shape[1]), dtype=table.dtype))
+    for episode, episode_rows in enumerate(rows):
+        np.take(table, episode_rows, axis=0, out=buffer.numpy())
+        torch.mm(buffer, buffer[:n].T, out=grams[episode])
+        norms = torch.linalg.vector_norm(buffer, dim=1).clamp_min_(NORM_EPS)
+        grams[episode] /= norms[:, None] * norms[None, :n]
+    return grams[:, :n], grams[:, n:]
+
+
 def episode_accuracies(
     features: torch.Tensor, episodes: Episodes, ways: int, C: float, episodes_per_solve: int
 ) -> np.ndarray:
-    """Query accuracy (percent) of each episode, fitting ``episodes_per_solve`` episodes at once."""
-    features = F.normalize(features.double(), dim=1)
+    """Query accuracy (percent) of each episode, fitting ``episodes_per_solve`` episodes at once.
+
+    float64 features are solved in float64, anything else in float32.
+    """
+    dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
+    features = features.to(dtype).contiguous()
     accuracies = []
     for start in tqdm(range(0, len(episodes.support), episodes_per_solve), desc="few-shot", unit="solve"):
         part = slice(start, start + episodes_per_solve)
-        support_labels = torch.as_tensor(episodes.support_labels[part])
-        weights, bias = fit_batched_logreg(features[episodes.support[part]], support_labels, ways, C)
-        predictions = predict(weights, bias, features[episodes.query[part]]).numpy()
+        gram, cross = episode_grams(features, episodes.support[part], episodes.query[part])
+        dual, bias = fit_kernel_logreg(gram, torch.as_tensor(episodes.support_labels[part]), ways, C)
+        predictions = (cross @ dual + bias[:, None, :]).argmax(-1).numpy()
         accuracies.append(100.0 * (predictions == episodes.query_labels[part]).mean(axis=1))
     return np.concatenate(accuracies)
 

@@ -7,8 +7,11 @@
   vote among the k = 5 nearest, ``top1_majority_k{k}``.
 
 Queries are processed in chunks (memory: ``chunk_size`` x bank size similarities), so
-ImageNet-size banks fit; the top ``max(k)`` neighbours of a chunk are found once with
-``topk`` and sliced for every k.
+ImageNet-size banks fit. One similarity matmul per chunk serves both protocols: the raw
+queries against the L2-normalised bank (normalised once), ``s = q . x / |x|``. Its top-k per
+row is the cosine top-k (dividing a row by ``|q|`` keeps its order), and the Euclidean ranking
+follows from the same product, ``-|q - x|^2 + |q|^2 = 2 |x| s - |x|^2``. The top ``max(k)``
+neighbours of a chunk are found once with ``topk`` and sliced for every k.
 
 Deterministic tie-breaking (DINO and W-MSE leave both to ``topk``):
 
@@ -18,15 +21,15 @@ Deterministic tie-breaking (DINO and W-MSE leave both to ``topk``):
 * classes of equal score (or count): the lower class index ranks first (W-MSE's
   ``unique(return_counts=True)`` + ``argmax`` does the same).
 
-Top-5 counts a query as correct only if its class is among the five best ranked classes *and*
-received a vote: a class without a vote never counts, so for k < 5 top-5 asks whether the true
-class is among the voted classes (DINO instead looks only at the first ``min(5, k)`` ranks).
+Top-5 (``top5_rule``): ``dino`` (default) counts a query as correct when its class is among
+the first ``min(5, k)`` ranked classes, as DINO's ``eval_knn.py`` ``knn_classifier``
+(``correct.narrow(1, 0, min(5, k))``), unvoted classes included in their (lower-index-first)
+rank order; ``voted`` looks at the first five ranks but never counts a class without a vote.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from downstream.config import require_positive_int, require_positive_int_list
 from downstream.features import FeatureSet
@@ -39,8 +42,11 @@ SCHEMA = {
     "majority_ks": [5],  # W-MSE eval/knn.py k=5; ReSA B.3 "a simple 5-nn classifier (k = 5)"
     "temperature": 0.07,  # Wu et al. 2018; DINO eval_knn.py --temperature default
     "chunk_size": 256,  # queries per similarity block (memory: chunk_size x bank size)
+    "top5_rule": "dino",  # DINO eval_knn.py knn_classifier: the first min(5, k) ranks; or "voted"
 }
 PROTOCOLS = ("weighted", "majority", "both")
+TOP5_RULES = ("dino", "voted")
+NORM_EPS = 1e-12  # as F.normalize: a zero row stays zero
 
 
 def _order_by_score_then_index(scores: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,12 +70,12 @@ def top_neighbours(scores: torch.Tensor, count: int) -> tuple[torch.Tensor, torc
     return values, indices
 
 
-def _topk_hits(votes: torch.Tensor, targets: torch.Tensor, top: int) -> tuple[int, int]:
-    """(top-1 hits, top-``top`` hits) from class scores; unvoted classes never hit."""
+def _topk_hits(votes: torch.Tensor, targets: torch.Tensor, top: int, voted_only: bool) -> tuple[int, int]:
+    """(top-1 hits, top-``top`` hits) from class scores; with ``voted_only`` unvoted classes never hit."""
     ranking = torch.sort(votes, dim=1, descending=True, stable=True).indices[:, :top]
-    ranked_true = ranking == targets[:, None]
-    voted = torch.gather(votes, 1, ranking) > 0
-    hits = ranked_true & voted
+    hits = ranking == targets[:, None]
+    if voted_only:
+        hits &= torch.gather(votes, 1, ranking) > 0
     return int(hits[:, 0].sum()), int(hits.any(dim=1).sum())
 
 
@@ -81,33 +87,40 @@ def _class_scores(neighbour_labels: torch.Tensor, weights: torch.Tensor, num_cla
 def knn_metrics(
     train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor, test_labels: torch.Tensor,
     num_classes: int, ks: list[int] = (), temperature: float = 0.07, majority_ks: list[int] = (),
-    chunk_size: int = 256,
+    chunk_size: int = 256, top5_rule: str = "dino",
 ) -> dict[str, float]:
-    """Weighted (``ks``) and majority (``majority_ks``) k-NN accuracies in percent, one pass over the bank.
+    """Weighted (``ks``) and majority (``majority_ks``) k-NN accuracies in percent, one matmul per chunk.
 
     Similarities are computed in the features' dtype (float32 features: a float32 matmul, as
     the bare ``matmul + topk`` baseline of ``benchmarks/knn.py``); votes are summed in float64.
     """
+    if top5_rule not in TOP5_RULES:
+        raise UserError(f"config key 'top5_rule' must be one of {TOP5_RULES}, got {top5_rule!r}")
     train_labels, test_labels = train_labels.long(), test_labels.long()
-    cosine_bank = F.normalize(train_feats, dim=1) if ks else None
-    squared_norms = train_feats.square().sum(1) if majority_ks else None
-    top = min(5, num_classes)
+    bank_norms = torch.linalg.vector_norm(train_feats, dim=1)
+    # weighted needs the normalised bank; majority alone multiplies by the raw bank
+    bank = train_feats / bank_norms.clamp_min(NORM_EPS)[:, None] if ks else train_feats
+    squared_norms = bank_norms.square()
     hits = {f"top1_k{k}": 0 for k in ks} | {f"top5_k{k}": 0 for k in ks}
     hits |= {f"top1_majority_k{k}": 0 for k in majority_ks}
     for start in range(0, len(test_feats), chunk_size):
         queries, targets = test_feats[start : start + chunk_size], test_labels[start : start + chunk_size]
+        similarity = queries @ bank.T  # q . x / |x| (weighted) or q . x (majority only)
         if ks:
-            similarity = F.normalize(queries, dim=1) @ cosine_bank.T
             values, indices = top_neighbours(similarity, min(max(ks), len(train_feats)))
-            weights, neighbour_labels = (values.double() / temperature).exp(), train_labels[indices]
+            query_norms = torch.linalg.vector_norm(queries, dim=1, keepdim=True).clamp_min_(NORM_EPS)
+            weights = (values.double() / query_norms.double() / temperature).exp()
+            neighbour_labels = train_labels[indices]
             for k in ks:
+                top = min(5, k, num_classes) if top5_rule == "dino" else min(5, num_classes)
                 top1, topn = _topk_hits(_class_scores(neighbour_labels[:, :k], weights[:, :k], num_classes),
-                                        targets, top)
+                                        targets, top, voted_only=top5_rule == "voted")
                 hits[f"top1_k{k}"] += top1
                 hits[f"top5_k{k}"] += topn
         if majority_ks:
             # -||q - x||^2 + ||q||^2 = 2 q.x - ||x||^2: the same ranking as the Euclidean distance
-            closeness = 2.0 * (queries @ train_feats.T) - squared_norms
+            scale = 2.0 * bank_norms if ks else torch.full_like(bank_norms, 2.0)
+            closeness = torch.addcmul(-squared_norms, similarity, scale)
             _, indices = top_neighbours(closeness, min(max(majority_ks), len(train_feats)))
             neighbour_labels = train_labels[indices]
             ones = torch.ones(neighbour_labels.shape, dtype=torch.float64)
@@ -120,10 +133,11 @@ def knn_metrics(
 def weighted_knn(
     train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
     test_labels: torch.Tensor, ks: list[int], temperature: float, num_classes: int, chunk_size: int = 256,
+    top5_rule: str = "dino",
 ) -> dict[str, float]:
     """Weighted k-NN accuracies ``{top1_k{k}, top5_k{k}}`` in percent for every k in ``ks``."""
     return knn_metrics(train_feats, train_labels, test_feats, test_labels, num_classes, ks=ks,
-                       temperature=temperature, chunk_size=chunk_size)
+                       temperature=temperature, chunk_size=chunk_size, top5_rule=top5_rule)
 
 
 def run(features: dict[str, FeatureSet], config: dict, seed: int) -> dict[str, float]:
@@ -141,7 +155,7 @@ def run(features: dict[str, FeatureSet], config: dict, seed: int) -> dict[str, f
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
     return knn_metrics(
         train.features, train.labels, test.features, test.labels, num_classes, ks, config["temperature"],
-        majority_ks, chunk_size,
+        majority_ks, chunk_size, config["top5_rule"],
     )
 
 
