@@ -3,14 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: demo test install install-dev install-engines data slurm-cluster lint clean-demo
+.PHONY: demo test install install-dev install-engines install-latex data slurm-cluster lint clean-demo
 
 demo: install data  ## the demo pipeline on its embedded default (CPU, real Fashion-MNIST)
 	$(PY) -m slurm run configs/pipelines/demo.yaml
 
 # The whole test suite (what .ci/run calls): real Detectron2 and MMSegmentation are installed,
 # and the tests bring up a one-node SLURM cluster on localhost themselves (scripts/slurm_cluster.sh).
-test: install-dev install-engines data
+test: install-dev install-engines install-latex data
 	$(PY) -m pytest -q
 
 install:
@@ -25,6 +25,9 @@ install-engines: install-dev
 	bash scripts/install_detection.sh
 	bash scripts/install_segmentation.sh
 	$(PY) -m pip --disable-pip-version-check -q install --no-deps foolbox==3.3.4
+
+install-latex:  ## pdflatex for the LaTeX table compile test (apt; skipped where apt is unavailable)
+	bash scripts/install_latex.sh
 
 data:
 	bash scripts/get_data.sh

@@ -90,7 +90,7 @@ def test_mask_rcnn_fpn_trains_evaluates_and_resumes(world):
             losses[entry["iteration"]] = entry["total_loss"]
     assert sorted(losses) == list(range(6))  # one run of 4 iterations + 2 resumed
     assert (losses[4] + losses[5]) / 2 < (losses[0] + losses[1]) / 2, losses
-    record = json.loads(only("records/coco_mask_rcnn_r50_fpn_1x/coco_2017/*/seed0.json", run).read_text())
+    record = json.loads(only("records/coco_mask_rcnn_r50_fpn_1x/coco_2017/*/*/seed0.json", run).read_text())
     assert record["status"] == "ok" and record["backbone"]["name"] == "random_init"
     assert {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"} <= set(record["metrics"])
     assert record["config"]["SOLVER"]["MAX_ITER"] == 6 and record["config"]["MODEL"]["WEIGHTS"] == ""
@@ -108,7 +108,7 @@ def test_faster_rcnn_c4_on_voc_two_seeds_make_a_table(world):
     for out in outs:
         assert json.loads((out / "backbone_load.json").read_text())["resnet_keys"] == 318
         assert "Res5ROIHeadsExtraNorm" in (out / "config.yaml").read_text()
-    paths = sorted(run.glob("records/voc07_faster_rcnn_r50_c4_24k/voc07/*/seed*.json"))
+    paths = sorted(run.glob("records/voc07_faster_rcnn_r50_c4_24k/voc07/*/*/seed*.json"))
     records = [json.loads(path.read_text()) for path in paths]
     assert [r["seed"] for r in records] == [0, 1] and all(r["status"] == "ok" for r in records)
     assert records[0]["config_hash"] == records[1]["config_hash"]  # seeds of one setting
@@ -150,6 +150,6 @@ def test_missing_split_fails_with_one_line_and_a_failed_record(world, tmp_path):
                        "--run-dir", str(tmp_path / "run"))
     assert result.returncode != 0
     assert "coco_2017_train: missing" in result.stderr and "instances_train2017.json" in result.stderr
-    record = json.loads(only("run/records/coco_mask_rcnn_r50_c4_1x/coco_2017/*/seed0.json", tmp_path).read_text())
+    record = json.loads(only("run/records/coco_mask_rcnn_r50_c4_1x/coco_2017/*/*/seed0.json", tmp_path).read_text())
     assert record["status"] == "failed" and "DETECTRON2_DATASETS" in record["error"]
     assert record["backbone"]["name"] == record["backbone"]["path"] == "scratch"

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from downstream.cli import main
+from downstream.record import protocol_of
 from pretrain.models import build_backbone
-from resa_core.atomic import sha256_file
+from resa_core.atomic import sha256_file, sha256_json
 from resa_core.errors import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,8 @@ EXPECTED_METRICS = {
     "fewshot": {"acc_5way1shot", "ci95_5way1shot", "acc_5way5shot", "ci95_5way5shot"},
 }
 RECORD_KEYS = {
-    "format_version", "task", "dataset", "seed", "metrics", "backbone", "config", "config_hash",
+    "format_version", "task", "dataset", "seed", "metrics", "backbone", "protocol", "protocol_sha256", "config",
+    "config_hash",
     "code_version", "host", "start_time", "end_time", "status", "error",
 }
 
@@ -55,9 +57,11 @@ def sha256_text(text: str) -> str:
 def test_cli_writes_valid_record_at_contract_path(tmp_path, capsys, task, weights, sha256, arch):
     argv = cli_args(task, weights, tmp_path, "--seed", "3", *SMALL, *TASK_OVERRIDES[task])
     assert run_downstream(argv) == 0
-    path = tmp_path / "records" / task / "fashion_mnist" / sha256[:8] / "seed3.json"
+    (path,) = (tmp_path / "records" / task / "fashion_mnist").glob(f"*/{sha256[:8]}/seed3.json")
     assert capsys.readouterr().out.strip().endswith(str(path))
     record = json.loads(path.read_text())
+    assert record["protocol"] == protocol_of(task, record["config"])  # contracts.md §3: the protocol level
+    assert path.parent.parent.name == record["protocol_sha256"][:8] == sha256_json(record["protocol"])[:8]
     assert set(record) == RECORD_KEYS
     assert (record["task"], record["dataset"], record["seed"]) == (task, "fashion_mnist", 3)
     assert record["status"] == "ok"
@@ -89,7 +93,8 @@ def test_cli_reads_a_pretrain_checkpoint_through_converters(tmp_path, capsys):
     }, checkpoint)
     assert run_downstream(cli_args("knn", str(checkpoint), tmp_path / "run", *SMALL)) == 0
     sha256 = sha256_file(checkpoint)
-    record = json.loads((tmp_path / "run/records/knn/fashion_mnist" / sha256[:8] / "seed0.json").read_text())
+    (path,) = (tmp_path / "run/records/knn/fashion_mnist").glob(f"*/{sha256[:8]}/seed0.json")
+    record = json.loads(path.read_text())
     assert record["backbone"] == {
         "name": "resa", "path": str(checkpoint), "sha256": sha256, "method": "resa", "arch": "resnet18",
         "pretrain_epochs": 6,

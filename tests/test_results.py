@@ -209,3 +209,25 @@ def test_cli_with_empty_run_dir_exits_2_with_one_line(tmp_path: Path) -> None:
     result = run_cli("table", "--run-dir", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: no result records under {tmp_path / 'records'}"]
+
+
+def test_format_1_records_are_refused_then_migrated_by_the_named_command(run: Path) -> None:
+    new = write_record(run, "lowshot", "resa", 0, {"top1": 50.0}, dataset="imagenet",
+                       protocol={"label_subset": "1percent", "epochs": 20})
+    record = json.loads(new.read_text())
+    old = run / "records" / "lowshot" / "imagenet" / new.parent.name / "seed0.json"  # the format-1 place
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({key: value for key, value in record.items() if not key.startswith("protocol")}
+                              | {"format_version": 1}))
+    new.unlink()
+    refused = run_cli("table", "--run-dir", str(run))
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        f"error: {old}: a format-1 record (its path has no protocol level); convert the run with "
+        f"'python -m results migrate {run}'"]
+    migrated = run_cli("migrate", str(run))
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(new.read_text()) == record  # the same record, at its format-2 path
+    assert not old.exists() and not old.parent.exists()
+    assert run_cli("migrate", str(run)).returncode == 0  # nothing left to do: a no-op
+    cells = aggregate_cells(load_records(run), load_layout("resa_table10"))
+    assert cell(cells, "resa", "top-1 1%")["mean"] == pytest.approx(50.0)

@@ -207,3 +207,42 @@ def test_a_layout_naming_what_the_published_file_lacks_is_an_error(tmp_path, bod
     path.write_text(f"title: bad\npublished: resa_table3.csv\n{body}\n")
     with pytest.raises(UserError, match=message):
         load_layout(str(path))
+
+
+def test_published_numbers_come_from_the_package_never_from_the_working_directory(tmp_path, monkeypatch):
+    write_record(tmp_path, "linear", "resa", 0, {"top1": 93.0, "top5": 99.0}, dataset="cifar10")
+    fake = tmp_path / "cwd" / "resa_table1.csv"
+    fake.parent.mkdir()
+    fake.write_text((PUBLISHED_DIR / "resa_table1.csv").read_text().replace("93.53", "11.11"))
+    monkeypatch.chdir(fake.parent)
+    resa = body_line(build_table(tmp_path, "resa_table1", tmp_path / "out").markdown, "| ReSA [resa] |")
+    assert resa.startswith("| ReSA [resa] | 93.00 | 93.53 | -0.53 |")
+    with pytest.raises(UserError, match="is not a file of"):
+        read_published(str(fake))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("rows: [{name: resa, published: ReSA}, {name: resa2, published: ReSA}]\n"
+     "columns: [{label: linear, task: linear, dataset: imagenet, metric: top1}]",
+     "rows mapped to paper rows: 'ReSA' appears twice"),
+    ("rows: [resa]\ncolumns: [{label: linear, task: linear, dataset: imagenet, metric: top1, "
+     "protocol: {label_subset: 1percent, k: 5}}]",
+     "'k' is not a protocol key of task linear"),
+])
+def test_two_rows_on_one_paper_row_or_an_unknown_protocol_key_is_an_error(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"title: bad\npublished: resa_table3.csv\n{body}\n")
+    with pytest.raises(UserError, match=message):
+        load_layout(str(path))
+
+
+def test_a_non_numeric_published_column_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("title: bad\npublished: mira_table7.csv\nrows: [resa]\n"
+                    "columns: [{label: a, task: linear, dataset: cifar10, metric: top1, published: arch}]\n")
+    result = subprocess.run([sys.executable, "-m", "results", "table", "--run-dir", str(tmp_path), "--layout",
+                             str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {path}: columns[0].published: published column 'arch' of mira_table7 is not numeric "
+        "(row 'BarlowTwins' holds 'R18')"]
