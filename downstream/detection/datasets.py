@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from downstream.scenes.detectron2_sets import register_scenes
 from resa_core.errors import UserError
 
 
@@ -29,6 +30,7 @@ def expected_files(name: str) -> list[Path]:
 def check_datasets(names: list[str] | tuple[str, ...]) -> None:
     """UserError naming the first split whose files are missing (or an unregistered name)."""
     root = os.environ.get("DETECTRON2_DATASETS", "datasets")
+    register_scenes()  # Fashion-MNIST scenes: registered like the builtin sets, under the same root
     for name in names:
         if name not in DatasetCatalog.list():
             raise UserError(f"dataset {name!r} is not registered in Detectron2")
