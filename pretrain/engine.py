@@ -72,12 +72,14 @@ def _setup_logging(output_dir: Path, is_main: bool) -> None:
 
 @contextmanager
 def _signals_blocked():
-    """Hold SIGUSR2/SIGTERM until the commit is done (delivered right after)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, preemption.STOP_SIGNALS)
+    """Hold SIGUSR2/SIGTERM/SIGINT until the commit is done (delivered right after), so Ctrl-C never
+    leaves a half-applied optimiser step."""
+    held = (*preemption.STOP_SIGNALS, signal.SIGINT)
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, preemption.STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 @contextmanager
@@ -349,7 +351,12 @@ def train(config: dict) -> Path:
         with process_settings(config["run"]):
             trainer = Trainer(config)
             preemption.set_active_trainer(trainer)
-            return trainer.run()
+            try:
+                return trainer.run()
+            except KeyboardInterrupt:  # Ctrl-C: keep the minutes spent (the last step boundary), exit unfinished
+                trainer.save_last_boundary()
+                raise Unfinished(f"interrupted (SIGINT) at step {trainer.step}; checkpoint saved, "
+                                 "resume with the same command") from None
     finally:
         preemption.set_active_trainer(None)
         preemption.restore_handlers(previous)

@@ -19,11 +19,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from slurm.executors import executor_parameters, run_local, submit_slurm, wait_slurm
+from slurm.executors import Interrupted, executor_parameters, run_local, submit_slurm, wait_slurm
 from slurm.pipeline import Pipeline, load_pipeline
 from slurm.plan import plan
 from slurm.state import JobState, cancel, error_tail, job_states
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C'd command
 BAD_STATES = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "NOT_RUN"}
 
 
@@ -115,7 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"status: python -m slurm status {pipeline.run_dir}")
             return 0
         return print_status(*wait_slurm(pipeline.run_dir))
-    states = run_local(pipeline)
+    try:
+        states = run_local(pipeline)
+    except Interrupted as stop:
+        again = " ".join(["python -m slurm run", args.pipeline, *overrides])
+        print(f"interrupted: stopped {', '.join(stop.stopped) or 'nothing running'} (each saved what it had: "
+              f"pretraining its last step, finished jobs their outputs); resume with: {again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     bad = {name: s for name, s in states.items() if s not in ("COMPLETED", "SKIPPED")}
     if pipeline.report and Path(pipeline.report).is_file():
         print(Path(pipeline.report).read_text())

@@ -9,10 +9,20 @@ job. The submission is recorded in ``<run_dir>/slurm/submitted.json`` for ``stat
 ``cancel``. Local: submitit's ``LocalExecutor`` has no dependencies, so :func:`run_local`
 submits a job when all its dependencies have succeeded, at most ``max_parallel`` at a time,
 and marks the dependents of a failure as not run.
+
+Ctrl-C (SIGINT) of a local run: the jobs' submitit controllers ignore it (``trap '' INT`` in
+their setup; otherwise a controller dies with a traceback and SIGKILLs its task a second
+later), the stage processes turn the first SIGINT into ``KeyboardInterrupt``
+(:func:`slurm.jobs.run_stage`) so each stops cleanly (pretraining saves its last step
+boundary), and :func:`run_local` forwards the signal to every running job, waits for them to
+exit and raises :class:`Interrupted` naming them. Finished jobs have their done markers, so
+the same command resumes.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -25,6 +35,21 @@ from slurm.plan import marker_path, plan, spec_hash
 from slurm.state import FINAL_STATES, JobState, job_states, submitted_path, write_submitted
 
 POLL_SECONDS = 1.0
+# The controller's shell ignores SIGINT, and so does the controller it starts (Python keeps an
+# inherited SIG_IGN); the stage process re-enables it (slurm.jobs.run_stage).
+LOCAL_SETUP = ("trap '' INT",)
+# After Ctrl-C, how long to wait for the running stages to save and exit, re-sending SIGINT to
+# any that has not yet installed its handler.
+INTERRUPT_WAIT_SECONDS = 300
+INTERRUPT_RESEND_SECONDS = 2.0
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a local run; ``stopped`` names the jobs that were running."""
+
+    def __init__(self, stopped: list[str]):
+        super().__init__(", ".join(stopped))
+        self.stopped = stopped
 
 
 def executor_parameters(pipeline: Pipeline, job: JobSpec) -> dict:
@@ -131,8 +156,45 @@ def _first_error_line(job: submitit.Job) -> str:
 
 def _submit_local(pipeline: Pipeline, job: JobSpec) -> submitit.Job:
     executor = submitit.AutoExecutor(folder=pipeline.run_dir / "logs" / job.name, cluster="local")
-    executor.update_parameters(**executor_parameters(pipeline, job))
+    executor.update_parameters(**executor_parameters(pipeline, job), local_setup=list(LOCAL_SETUP))
     return executor.submit(_stage_job(pipeline, job))
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux ``/proc/<pid>/task/<tid>/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(child) for child in children.read_text().split()]
+            except OSError:  # the process ended meanwhile
+                pass
+    return found
+
+
+def _send_sigint(handle: submitit.Job) -> None:
+    process = getattr(handle, "_process", None)
+    if process is None:
+        return
+    for pid in _descendants(process.pid):
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+
+def _stop_running(running: dict[str, submitit.Job]) -> None:
+    """Forward Ctrl-C to the running jobs and wait (bounded) until they have exited."""
+    deadline = time.monotonic() + INTERRUPT_WAIT_SECONDS
+    while running and time.monotonic() < deadline:
+        for name, handle in list(running.items()):
+            if handle.done():
+                del running[name]
+            else:
+                _send_sigint(handle)
+        time.sleep(INTERRUPT_RESEND_SECONDS if running else 0)
 
 
 def run_local(pipeline: Pipeline) -> dict[str, str]:
@@ -140,6 +202,20 @@ def run_local(pipeline: Pipeline) -> dict[str, str]:
     skipped = _print_skipped_plan(pipeline)
     state = {job.name: "SKIPPED" if skipped[job.name] else "PENDING" for job in pipeline.jobs}
     running: dict[str, submitit.Job] = {}
+    try:
+        _run_local_loop(pipeline, state, running)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the saving short
+        try:
+            stopped = list(running)
+            _stop_running(running)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise Interrupted(stopped) from None
+    return state
+
+
+def _run_local_loop(pipeline: Pipeline, state: dict[str, str], running: dict[str, submitit.Job]) -> None:
     while any(s in ("PENDING", "RUNNING") for s in state.values()):
         for job in pipeline.jobs:
             if state[job.name] != "PENDING":
@@ -159,4 +235,3 @@ def run_local(pipeline: Pipeline) -> dict[str, str]:
                 print(f"{name}: {state[name].lower()}" + (f": {error}" if error else ""), flush=True)
                 del running[name]
         time.sleep(POLL_SECONDS)
-    return state

@@ -10,12 +10,18 @@ so the requeued run resumes at the step it reached; a detection job is requeued 
 ``--resume`` (Detectron2 continues from its last checkpoint; segmentation resumes by itself);
 the short stages simply run again (their writes are atomic). On success the job writes its
 done marker (see :mod:`slurm.plan`).
+
+Ctrl-C of a local run: the stage turns the first SIGINT into ``KeyboardInterrupt`` and ignores
+the next ones (the runner may forward the same Ctrl-C again), so pretraining saves its last
+step boundary undisturbed and exits unfinished, and the job fails without its done marker.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,19 +35,31 @@ class StageFailed(RuntimeError):
     """A stage entry point exited unsuccessfully."""
 
 
+def _interrupt_once(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def run_stage(command: str, argv: Sequence[str], threads: int) -> str:
     """Run ``python -m <command> <argv>`` in-process with ``threads`` CPU threads."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    main = importlib.import_module(f"{command}.cli").main
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if main_thread else None
     printable = " ".join(["python -m", command, *argv])
-    print(printable, flush=True)
     try:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+        main = importlib.import_module(f"{command}.cli").main
+        print(printable, flush=True)
         status = main(list(argv))
     except UserError as err:
         raise StageFailed(f"{printable}: error: {err}") from None
+    except KeyboardInterrupt:
+        raise StageFailed(f"{printable}: interrupted (SIGINT)") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     if status:
         raise StageFailed(f"{printable}: exited with status {status}")
     return printable

@@ -20,7 +20,8 @@ def test_every_task_config_loads_with_the_moco_deltas():
     from downstream.detection.config import build_cfg
     from downstream.detection.tasks import TASKS
 
-    for task in TASKS.values():
+    # the demo's CPU-sized Fashion-MNIST scenes task departs on purpose (tests/test_demo_transfer.py)
+    for task in (task for task in TASKS.values() if task.dataset != "fmnist_scenes"):
         cfg = build_cfg(task, [], world_size=8, seed=3, output_dir="unused")
         assert cfg.INPUT.FORMAT == "RGB" and list(cfg.MODEL.PIXEL_MEAN) == [123.675, 116.280, 103.530]
         assert cfg.MODEL.RESNETS.STRIDE_IN_1X1 is False and cfg.MODEL.BACKBONE.FREEZE_AT == 0

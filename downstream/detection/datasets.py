@@ -21,6 +21,7 @@ from pathlib import Path
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_pascal_voc
 
+from downstream.scenes.detectron2_sets import register_scenes
 from resa_core.errors import UserError
 
 log = logging.getLogger("downstream.detection")
@@ -71,6 +72,7 @@ def check_image_files(name: str) -> int:
 def check_datasets(names: list[str] | tuple[str, ...]) -> None:
     """UserError naming the first split whose files are missing (or an unregistered name)."""
     root = os.environ.get("DETECTRON2_DATASETS", "datasets")
+    register_scenes()  # Fashion-MNIST scenes: registered like the builtin sets, under the same root
     for name in names:
         if name not in DatasetCatalog.list():
             raise UserError(f"dataset {name!r} is not registered in Detectron2")

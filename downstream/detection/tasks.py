@@ -33,6 +33,7 @@ TASKS = {
         DetectionTask("coco_mask_rcnn_r50_c4_1x", "coco_2017", "coco"),
         DetectionTask("voc07_faster_rcnn_r50_c4_24k", "voc07", "pascal_voc"),
         DetectionTask("voc0712_faster_rcnn_r50_c4_24k", "voc0712", "pascal_voc"),
+        DetectionTask("fmnist_scenes_mask_rcnn_r18_fpn", "fmnist_scenes", "coco"),  # the demo's (CPU-sized)
     )
 }
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer, hooks
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
@@ -46,7 +47,7 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         """As moco detection/train_net.py: COCO metrics for COCO sets, VOC 2007 11-point AP for VOC."""
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
-        if "coco" in dataset_name:
+        if "coco" in dataset_name or MetadataCatalog.get(dataset_name).get("evaluator_type") == "coco":
             return COCOEvaluator(dataset_name, output_dir=output_folder)
         return PascalVOCDetectionEvaluator(dataset_name)
 

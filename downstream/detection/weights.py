@@ -30,7 +30,7 @@ from resa_core.errors import UserError
 log = logging.getLogger("downstream.detection")
 
 SCRATCH = "scratch"
-DETECTRON2_ARCHS = ("resnet50",)
+DETECTRON2_ARCHS = ("resnet50", "resnet18")  # resnet18: the demo's Fashion-MNIST scenes task
 # Where the ResNet lives in each Detectron2 model: FPN wraps it as bottom_up; C4 splits it, res5
 # moving into the ROI head (whose extra MoCo norm is new, not pretrained).
 RESNET_PREFIXES = ("backbone.bottom_up.", "backbone.res", "backbone.stem.", "roi_heads.res5.")

@@ -48,6 +48,10 @@ class SegTask:
         return CONFIG_DIR / f"{self.name}.py"
 
 
+FMNIST_SCENES_LAYOUT = (
+    "fmnist_scenes with images/{train,val}/*.png and semantic/{train,val}/*.png "
+    "(python -m downstream make-scenes --out <data-root>/fmnist_scenes)"
+)
 ADE = "ade/ADEChallengeData2016"
 TASKS = {
     task.name: task
@@ -56,6 +60,8 @@ TASKS = {
         SegTask("cityscapes_fcn_r50_d8_40k", "cityscapes", "resnet50", 4, 2, "cityscapes", CITYSCAPES_LAYOUT),
         SegTask("ade20k_upernet_r50_160k", "ade20k", "resnet50", 4, 4, ADE, ADE20K_LAYOUT),
         SegTask("ade20k_upernet_vit_s16_160k", "ade20k", "vit_small_patch16", 8, 2, ADE, ADE20K_LAYOUT),
+        # the demo's CPU-sized task (configs/segmentation/fmnist_scenes_fcn_r18_d8.py)
+        SegTask("fmnist_scenes_fcn_r18_d8", "fmnist_scenes", "resnet18", 1, 8, "fmnist_scenes", FMNIST_SCENES_LAYOUT),
     )
 }
 

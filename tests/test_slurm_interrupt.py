@@ -1,0 +1,100 @@
+"""Ctrl-C of a local pipeline run: one line, no traceback, pretraining saves, the same command resumes.
+
+The runner is started in its own session and the whole process group gets SIGINT, as a
+terminal's Ctrl-C does, at a deterministic point: once pretraining has written its first
+metrics line (step 1 done, more to go). Real Fashion-MNIST (scripts/get_data.sh), a tiny
+ResNet-18 pretraining (batch 32 at 32 px) and a conversion stage after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+STEPS_PER_EPOCH, EPOCHS = 8, 2
+
+
+def _pipeline(tmp_path: Path) -> Path:
+    path = tmp_path / "interrupt.yaml"
+    path.write_text(f"""
+name: interrupt
+run_dir: {tmp_path / 'run'}
+executor: local
+max_parallel: 1
+stages:
+  - name: pretrain
+    command: pretrain
+    args: ["configs/pretrain/demo_fmnist_resa.yaml", "output_dir={{run_dir}}/pretrain", "epochs={EPOCHS}",
+           "data.train_size={32 * STEPS_PER_EPOCH}", "optim.batch_size=32", "optim.warmup_epochs=1",
+           "run.log_every_steps=1", "run.num_threads=1", "run.tensorboard=false"]
+  - name: convert
+    command: converters
+    after: [pretrain]
+    args: ["{{run_dir}}/pretrain/checkpoint.pth", "-o", "{{run_dir}}/torchvision.pth", "--to", "torchvision"]
+""")
+    return path
+
+
+def _start(pipeline: Path, log: Path) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen([sys.executable, "-m", "slurm", "run", str(pipeline)], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, text=True)
+
+
+def _wait_for_first_step(metrics: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metrics.is_file() and metrics.read_text().count("\n") >= 1:
+            return
+        assert process.poll() is None, "the run ended before its first pretraining step"
+        time.sleep(0.2)
+    raise AssertionError("no pretraining step within the timeout")
+
+
+def _steps(metrics: Path) -> list[int]:
+    return [record["step"] for record in map(json.loads, metrics.read_text().splitlines()) if "loss" in record]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_prints_one_line_and_the_same_command_resumes(tmp_path):
+    try:
+        from resa_core.data import fashion_mnist
+
+        fashion_mnist.load_split("test")
+    except Exception as err:  # noqa: BLE001 (scripts/get_data.sh installs it)
+        pytest.skip(f"Fashion-MNIST not available: {err}")
+    pipeline, run = _pipeline(tmp_path), tmp_path / "run"
+    metrics, checkpoint = run / "pretrain" / "metrics.jsonl", run / "pretrain" / "checkpoint.pth"
+    process = _start(pipeline, tmp_path / "first.log")
+    try:
+        _wait_for_first_step(metrics, process)
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        status = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = (tmp_path / "first.log").read_text()
+    assert status == 130, output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.startswith("interrupted:")]
+    assert len(lines) == 1 and "pretrain" in lines[0] and f"python -m slurm run {pipeline}" in lines[0], output
+    assert output.rstrip().splitlines()[-1] == lines[0]  # nothing after the one line
+    saved = torch.load(checkpoint, weights_only=False)
+    assert 1 <= saved["global_step"] < STEPS_PER_EPOCH * EPOCHS
+    assert not (run / "torchvision.pth").exists()
+
+    again = subprocess.run([sys.executable, "-m", "slurm", "run", str(pipeline)], capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert torch.load(checkpoint, weights_only=False)["global_step"] == STEPS_PER_EPOCH * EPOCHS
+    assert (run / "torchvision.pth").stat().st_size > 1_000_000
+    steps = _steps(metrics)  # resumed, not restarted: every step logged once, in order
+    assert steps == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))
