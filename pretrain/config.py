@@ -4,6 +4,10 @@ Defaults are the ReSA paper's (Appendix B.2 "Universal settings", Table 8 CIFAR 
 momentum 0.9 as INTL); the presets under ``configs/pretrain/`` change what they name, one
 Table 8 row per file. ``model.head`` ``auto`` picks the heads by the arch family: BN + ReLU
 for ConvNets, no BN and GELU for ViTs (B.2).
+
+The ``loss`` section is the chosen method's own (``Method.loss_defaults``, see
+``pretrain/methods/base.py``): its keys and defaults depend on ``method``, and a key the method
+does not declare is an error. ``augment.views: auto`` becomes the method's augmentation pair.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from resa_core.config import load_config
+from pretrain.methods import method_class
+from resa_core.config import load_config, parse_overrides, read_yaml
 from resa_core.errors import UserError
 
 SCHEMA: dict = {
@@ -45,6 +50,11 @@ SCHEMA: dict = {
         "small_crop_size": 96,
         "small_min_scale": 0.05,  # resa args.py example scales for multi-crop: (0.05, 0.25)
         "small_max_scale": 0.25,
+        # auto: the method's pair (Method.default_views); weak_standard (ReSA) | symmetric | asymmetric
+        "views": "auto",
+        # asymmetric pair: view 2's blur/solarization (view 1 uses blur_prob/solarization_prob);
+        # defaults: BYOL Table 6 view tau' (blur 0.1, solarization 0.2)
+        "second_view": {"blur_prob": 0.1, "solarization_prob": 0.2},
     },
     "model": {
         "momentum_encoder": True,
@@ -54,16 +64,12 @@ SCHEMA: dict = {
         "projector_hidden_dim": 2048,
         "projector_out_dim": 512,
         "predictor": False,
+        "predictor_hidden_dim": None,  # None: projector_hidden_dim (ReSA B.2); baselines set their own
         "head": "auto",  # auto | bn_relu (ConvNets) | gelu (ViT, BN-free)
         "sync_bn": True,  # under DDP, for ConvNets
         "freeze_patch_embed": True,  # ViT: MoCo v3's frozen random patch projection
     },
-    "loss": {
-        "temperature": 0.4,
-        "sinkhorn_eps": 0.05,
-        "sinkhorn_iters": 3,
-        "assignment_source": "encoding",  # or "embedding" (paper Figure 10)
-    },
+    "loss": {},  # the method's own section (Method.loss_defaults): set below for the default method, by resolve()
     "optim": {
         "name": "sgd",
         "batch_size": 256,  # global batch (all ranks together)
@@ -71,7 +77,13 @@ SCHEMA: dict = {
         "weight_decay": 1.0e-4,
         "momentum": 0.9,
         "betas": [0.9, 0.999],  # AdamW
+        # LARS (solo-learn solo/utils/lars.py; its defaults: eta 1e-3, no lr clipping, no exclusion)
+        "lars_eta": 1.0e-3,
+        "lars_clip_lr": False,
+        "lars_exclude_bias_n_norm": False,  # 1-D params (bias, BN): no LARS scaling and no weight decay
+        "exclude_bias_n_norm_wd": False,  # solo-learn optimizer.exclude_bias_n_norm_wd: 1-D params get wd 0
         "warmup_epochs": 2,
+        "warmup_start_lr": None,  # None: lr x (step+1)/warmup (ReSA); a float: solo-learn's linear ramp from it
         "min_lr_ratio": 0.1,  # ConvNets: cosine to 0.1 x lr (B.2)
         "min_lr": None,  # absolute floor; overrides min_lr_ratio (ViT: 1e-4 in the authors' code)
         "clip_grad": 0.0,  # 0: off
@@ -98,10 +110,14 @@ SCHEMA: dict = {
     },
 }
 
+SCHEMA["loss"] = dict(method_class(SCHEMA["method"]).loss_defaults)
+
+VIEW_PAIRS = ("weak_standard", "symmetric", "asymmetric")
+
 CHOICES = {
     ("variant",): ("paper", "official"),
-    ("loss", "assignment_source"): ("encoding", "embedding"),
-    ("optim", "name"): ("sgd", "adamw"),
+    ("augment", "views"): ("auto", *VIEW_PAIRS),
+    ("optim", "name"): ("sgd", "adamw", "lars"),
     ("model", "head"): ("auto", "bn_relu", "gelu"),
     ("run", "amp"): ("none", "bf16", "fp16"),
     ("run", "dist_backend"): ("auto", "nccl", "gloo"),
@@ -114,8 +130,17 @@ def _get(config: dict, keys: tuple[str, ...]):
     return config
 
 
+def _method_name(path: str | Path | None, overrides: Sequence[str]) -> str:
+    """``method`` as the file (with its bases) and the overrides set it, before strict parsing."""
+    name = SCHEMA["method"]
+    for layer in (read_yaml(path) if path is not None else {}, parse_overrides(overrides)):
+        name = layer.get("method", name)
+    return str(name)
+
+
 def resolve(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
-    config = load_config(SCHEMA, path, overrides)
+    method = method_class(_method_name(path, overrides))
+    config = load_config({**SCHEMA, "loss": method.loss_defaults}, path, overrides)
     source = (str(path) if path else "config") + (" with overrides" if overrides else "")
     for keys, allowed in CHOICES.items():
         value = _get(config, keys)
@@ -123,12 +148,12 @@ def resolve(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
             raise UserError(f"{source}: {'.'.join(keys)} = {value!r}; expected one of {allowed}")
     if config["epochs"] < 1 or config["optim"]["batch_size"] < 2:
         raise UserError(f"{source}: epochs must be >= 1 and optim.batch_size >= 2")
-    if config["augment"]["num_small_crops"] and config["variant"] != "official":
-        raise UserError(f"{source}: augment.num_small_crops = {config['augment']['num_small_crops']} needs "
-                        "variant: official (the paper variant's Eq. 2 pairs exactly two views)")
-    if config["variant"] == "official" and not config["model"]["momentum_encoder"]:
-        raise UserError(f"{source}: variant 'official' needs model.momentum_encoder=true (the released code's "
-                        "momentum-free variant is not reproduced); use variant=paper for the Table 11 ablation")
     if len(config["optim"]["betas"]) != 2:
         raise UserError(f"{source}: optim.betas = {config['optim']['betas']!r}; expected two floats")
+    if config["augment"]["num_small_crops"] and not method.supports_multicrop:
+        raise UserError(f"{source}: augment.num_small_crops = {config['augment']['num_small_crops']}: "
+                        f"method '{config['method']}' takes exactly two views")
+    if config["augment"]["views"] == "auto":
+        config["augment"]["views"] = method.default_views
+    method.check_config(config, source)
     return config

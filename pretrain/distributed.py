@@ -68,6 +68,11 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def rank() -> int:
+    """This process's rank in the group (0 when undistributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums the gradient over ranks and keeps this rank's slice.
 
@@ -126,7 +131,8 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
     """Batch statistics averaged over ranks with all_reduce (any backend, CPU included).
 
     As Detectron2's ``NaiveSyncBatchNorm``: the mean and mean of squares are averaged over
-    ranks (equal per-rank batches), with gradient; running statistics use the unbiased global
+    ranks (equal per-rank batches), with gradient, in fp32 for half inputs and in the input's
+    precision otherwise (float64 for the exact DDP-equivalence tests); running statistics use the unbiased global
     variance like ``nn.BatchNorm``. Works for (N, C) and (N, C, H, W) inputs and keeps BN's
     state_dict keys, so checkpoints are unchanged.
     """
@@ -140,7 +146,8 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
             return super().forward(x)
         dims = [0] if x.dim() == 2 else [0, 2, 3]
         shape = (1, -1) if x.dim() == 2 else (1, -1, 1, 1)
-        stats = torch.cat([x.float().mean(dim=dims), (x.float() ** 2).mean(dim=dims)])
+        x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # float64 stays float64
+        stats = torch.cat([x32.mean(dim=dims), (x32 ** 2).mean(dim=dims)])
         mean, meansq = _AllReduceMean.apply(stats).chunk(2)
         var = meansq - mean * mean
         if self.track_running_stats:
@@ -150,7 +157,7 @@ class NaiveSyncBatchNorm(nn.BatchNorm2d):
                 m = self.momentum
                 self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
                 self.running_var.mul_(1 - m).add_(var.detach() * count / max(1, count - 1), alpha=m)
-        out = (x.float() - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        out = (x32 - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
         return out.to(x.dtype)

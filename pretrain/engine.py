@@ -37,7 +37,8 @@ from pretrain.data.loader import InMemoryBatches, LoaderBatches
 from pretrain.data.views import view_list
 from pretrain.methods import build_method
 from pretrain.models import arch_spec, build_backbone
-from pretrain.optim import build_optimizer, schedule
+from pretrain.optim import build_optimizer, schedule, set_lr
+from pretrain.schedules import peak_lr
 from pretrain.vit_init import mocov3_init
 from resa_core.errors import UserError
 
@@ -120,7 +121,7 @@ class Trainer:
         self.total_steps = config["epochs"] * self.steps_per_epoch
         self.lr_at = schedule(optim_cfg, self.steps_per_epoch, config["epochs"])
         self.method = build_model(config, self.device)
-        self.optimizer = build_optimizer([p for p in self.method.parameters() if p.requires_grad], optim_cfg)
+        self.optimizer = build_optimizer(self.method.param_groups(), optim_cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=run_cfg["amp"] == "fp16")
         self.model = self.method
         if world > 1:
@@ -194,8 +195,8 @@ class Trainer:
         memory_format = torch.channels_last if run_cfg["channels_last"] else torch.contiguous_format
         views = [v.to(self.device, non_blocking=True, memory_format=memory_format) for v in views]
         lr = self.lr_at(self.step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr, peak_lr(self.config["optim"]["base_lr"], self.global_batch))
+        self.method.epoch = self.epoch
         self._snapshot_boundary()
         self.in_step = True
         amp = run_cfg["amp"]
@@ -210,8 +211,9 @@ class Trainer:
                                 f"last good checkpoint kept at {self.ckpt}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)  # a no-op without fp16
+        self.method.before_optimizer_step()
         if self.config["optim"]["clip_grad"] > 0:
-            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.method.parameters(), self.config["optim"]["clip_grad"])
         with _signals_blocked():
             self.scaler.step(self.optimizer)

@@ -70,7 +70,7 @@ def run_cli(*args):
 
 @pytest.mark.parametrize("args, message", [
     ([DEMO, "optim.base_lrr=0.1"], "unknown config key 'optim.base_lrr'"),
-    ([DEMO, "method=simclr"], "unknown method 'simclr'"),
+    ([DEMO, "method=nosuchmethod"], "unknown method 'nosuchmethod'"),
     ([DEMO, "arch=resnet7"], "unknown arch 'resnet7'"),
     ([DEMO, "data.root=/nonexistent/fmnist"], "Fashion-MNIST train files not found"),
     (["configs/pretrain/missing.yaml"], "config file not found"),

@@ -140,15 +140,27 @@ def augment_batch(images: torch.Tensor, indices: np.ndarray, params: ViewParams,
 
 
 def view_list(config: dict) -> list[ViewParams]:
-    """[weak, standard, small crops...] from the config's ``augment`` and ``data.image_size``.
+    """The two large views, then the small crops, from ``augment``, ``augment.views`` and ``data.image_size``.
 
-    Multi-crop (2 x 224 + N x 96): the small crops are standard views at
-    ``augment.small_crop_size`` with scale ``(small_min_scale, small_max_scale)``.
+    ``augment.views`` (the method's pair unless set; pretrain.methods.base):
+    ``weak_standard`` (ReSA: crop + flip, then the standard view), ``symmetric`` (two standard
+    views, SimCLR / solo-learn ``augmentations/symmetric.yaml``), ``asymmetric`` (view 2 takes
+    ``augment.second_view``'s blur and solarization probabilities, BYOL / solo-learn
+    ``augmentations/asymmetric.yaml``). Multi-crop (2 x 224 + N x 96): the small crops are
+    standard views at ``augment.small_crop_size`` with scale ``(small_min_scale, small_max_scale)``.
     """
     aug, size = config["augment"], config["data"]["image_size"]
+    if aug["views"] not in ("weak_standard", "symmetric", "asymmetric"):
+        raise ValueError(f"augment.views {aug['views']!r} is not resolved (pretrain.config.resolve does it)")
     standard = {key: aug[key] for key in ("min_scale", "max_scale", "color_jitter_prob", "brightness", "contrast",
                                           "saturation", "hue", "grayscale_prob", "blur_prob", "solarization_prob")}
     small = ViewParams(**{**standard, "crop_size": aug["small_crop_size"], "min_scale": aug["small_min_scale"],
                           "max_scale": aug["small_max_scale"]})
-    return [weak_view(size, aug["min_scale"], aug["max_scale"]), ViewParams(crop_size=size, **standard),
-            *[small] * aug["num_small_crops"]]
+    second = ViewParams(crop_size=size, **standard)
+    if aug["views"] == "weak_standard":
+        first = weak_view(size, aug["min_scale"], aug["max_scale"])
+    else:
+        first = second
+    if aug["views"] == "asymmetric":
+        second = ViewParams(crop_size=size, **{**standard, **aug["second_view"]})
+    return [first, second, *[small] * aug["num_small_crops"]]

@@ -1,9 +1,10 @@
 """Registry of self-supervised methods: one small file per method, looked up by name.
 
-A method is an ``nn.Module`` built from ``(config, encoder)`` whose ``forward(weak, standard)``
-returns ``(loss, logs)`` and whose ``after_step(progress)`` does per-step bookkeeping such as
-the momentum update. Modelled on solo-learn's ``solo/methods`` (one method per file, losses
-apart from methods).
+A method is a :class:`pretrain.methods.base.Method` built from ``(config, encoder)`` whose
+``forward(*views)`` returns ``(loss, logs)``; it declares its own ``loss`` config section, its
+augmentation pair, optimizer groups and teacher (see ``base.py``). Adding a method is one file
+here plus its presets. Modelled on solo-learn's ``solo/methods`` (one method per file, losses
+apart from methods, in ``pretrain/losses/``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,21 @@ def list_methods() -> list[str]:
     return sorted(_METHODS)
 
 
-def build_method(name: str, config: dict, encoder: nn.Module) -> nn.Module:
+def method_class(name: str):
     if name not in _METHODS:
         raise UserError(f"unknown method '{name}'; registered methods: {', '.join(list_methods())}")
-    return _METHODS[name](config, encoder)
+    return _METHODS[name]
 
 
+def build_method(name: str, config: dict, encoder: nn.Module) -> nn.Module:
+    return method_class(name)(config, encoder)
+
+
+from pretrain.methods import byol as _byol  # noqa: E402,F401
+from pretrain.methods import dino as _dino  # noqa: E402,F401
 from pretrain.methods import infonce as _infonce  # noqa: E402,F401
+from pretrain.methods import mocov2plus as _mocov2plus  # noqa: E402,F401
+from pretrain.methods import mocov3 as _mocov3  # noqa: E402,F401
 from pretrain.methods import resa as _resa  # noqa: E402,F401
+from pretrain.methods import simclr as _simclr  # noqa: E402,F401
+from pretrain.methods import simsiam as _simsiam  # noqa: E402,F401

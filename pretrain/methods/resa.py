@@ -26,7 +26,6 @@ are the B.2 defaults.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
@@ -36,16 +35,30 @@ from pretrain import distributed
 from pretrain.heads import build_predictor, build_projector
 from pretrain.losses import cosine_similarity_matrix, resa_loss, row_cross_entropy, sinkhorn, sinkhorn_distributed
 from pretrain.methods import register_method
+from pretrain.methods.base import Method, cosine_momentum
 from resa_core.errors import UserError
 
 
-def cosine_momentum(base: float, final: float, progress: float) -> float:
-    """BYOL's schedule: ``final - (final - base) * (cos(pi * progress) + 1) / 2``."""
-    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
-
-
 @register_method("resa")
-class ReSA(nn.Module):
+class ReSA(Method):
+    # B.2 "Universal settings": τ 0.4, Sinkhorn ε 0.05 x 3 iterations; A from the encodings.
+    loss_defaults = {"temperature": 0.4, "sinkhorn_eps": 0.05, "sinkhorn_iters": 3,
+                     "assignment_source": "encoding"}  # or "embedding" (paper Figure 10)
+    default_views = "weak_standard"  # Section 4.3: A from the weak view, Eq. 2 on (weak, standard)
+    supports_multicrop = True  # official variant only (check_config)
+
+    @classmethod
+    def check_config(cls, config: dict, source: str) -> None:
+        if config["loss"]["assignment_source"] not in ("encoding", "embedding"):
+            raise UserError(f"{source}: loss.assignment_source = {config['loss']['assignment_source']!r}; "
+                            "expected one of ('encoding', 'embedding')")
+        if config["augment"]["num_small_crops"] and config["variant"] != "official":
+            raise UserError(f"{source}: augment.num_small_crops = {config['augment']['num_small_crops']} needs "
+                            "variant: official (the paper variant's Eq. 2 pairs exactly two views)")
+        if config["variant"] == "official" and not config["model"]["momentum_encoder"]:
+            raise UserError(f"{source}: variant 'official' needs model.momentum_encoder=true (the released code's "
+                            "momentum-free variant is not reproduced); use variant=paper for the Table 11 ablation")
+
     def __init__(self, config: dict, encoder: nn.Module):
         super().__init__()
         model_cfg, loss_cfg = config["model"], config["loss"]
