@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from scipy.sparse import csr_matrix
 
-from pretrain.losses_b.deepclusterv2 import deepclusterv2_loss, spherical_kmeans
-from pretrain.losses_b.swav import sinkhorn_codes, swapped_prediction_loss
+from pretrain.losses.deepclusterv2 import deepclusterv2_loss, spherical_kmeans
+from pretrain.losses.swav import sinkhorn_codes, swapped_prediction_loss
 
 
 def ref_distributed_sinkhorn(out, epsilon, sinkhorn_iterations, world_size=1):

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.losses_b.barlow import barlow_twins_loss
-from pretrain.losses_b.vicreg import vicreg_loss
+from pretrain.losses.barlow import barlow_twins_loss
+from pretrain.losses.vicreg import vicreg_loss
 
 
 def _off_diagonal(x):  # barlowtwins main.py / vicreg main_vicreg.py off_diagonal

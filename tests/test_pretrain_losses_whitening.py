@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.functional import conv2d
 
-from pretrain.losses_b.whitening import cwrgp_loss, intl_loss, intl_trade_off, wmse_loss
+from pretrain.losses.whitening import cwrgp_loss, intl_loss, intl_trade_off, wmse_loss
 
 
 def ref_norm_mse(x0, x1):  # htdt methods/norm_mse.py

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pretrain.losses_b.barlow import off_diagonal
+from pretrain.losses.barlow import off_diagonal
 
 
 def variance_term(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
