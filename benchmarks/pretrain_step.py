@@ -1,7 +1,13 @@
-"""Per-step cost of ReSA against its InfoNCE ablation and a bare encoder, on one batch.
+"""Per-step cost of ReSA against its InfoNCE ablation and a bare encoder, on one batch; every method's step.
 
 ``python -m benchmarks.pretrain_step [--arch resnet18_cifar] [--image-size 32] [--batch 256] [--steps 5]``
-(from the repository root).
+(from the repository root). ``--methods all`` (or a comma list) adds the ReSA Table 4 comparison:
+each registered method's full training step (forward of all views, loss, backward, optimizer
+step, ``after_step``) and its peak memory, on the same encoder, image size and batch, each
+method with the heads of its CIFAR-10 preset (``configs/pretrain/baselines/<method>_cifar10_resnet18.yaml``,
+ReSA's ``configs/pretrain/cifar10_resnet18.yaml``). Each method runs in its own process, so the
+peak is its own: resident set size on CPU (``ru_maxrss``, includes the interpreter and the
+model), ``torch.cuda.max_memory_allocated`` on a GPU.
 
 Times, on the same random batch of two views: (1) a full ReSA step (online forward of both
 views, momentum forward, assignment, loss, backward, SGD step, EMA update), (2) the same step
@@ -15,14 +21,26 @@ bf16 autocast and channels_last. Median of ``--steps`` timed steps after one war
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from pretrain.config import resolve
 from pretrain.engine import build_model
 from pretrain.losses import cosine_similarity_matrix, resa_loss, sinkhorn
+from pretrain.methods import list_methods
+from pretrain.optim import build_optimizer
+
+# What each method's table row is built from (its CIFAR-10 preset's heads and loss settings).
+PRESET_DIR = Path("configs/pretrain/baselines")
+RESA_PRESETS = {"resa": Path("configs/pretrain/cifar10_resnet18.yaml"),
+                "infonce": Path("configs/pretrain/cifar10_resnet18.yaml")}
 
 
 def _sync(device: torch.device) -> None:
@@ -53,6 +71,53 @@ def method_step(method, optimizer, views, amp: bool):
     return step
 
 
+def preset_for(method: str) -> Path:
+    return RESA_PRESETS.get(method, PRESET_DIR / f"{method}_cifar10_resnet18.yaml")
+
+
+def one_method(method: str, arch: str, image_size: int, batch: int, steps: int, device: torch.device) -> dict:
+    """Median step time and peak memory of ``method`` (run in a fresh process by :func:`method_table`)."""
+    overrides = [f"method={method}", f"arch={arch}", f"optim.batch_size={batch}", f"data.image_size={image_size}"]
+    config = resolve(preset_for(method), overrides)
+    model = build_model(config, device).train()
+    optimizer = build_optimizer(model.param_groups(), config["optim"])
+    n_views = 2 + config["augment"]["num_small_crops"]
+    views = [torch.randn(batch, 3, image_size, image_size, device=device) for _ in range(n_views)]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = timed(method_step(model, optimizer, views, amp=device.type == "cuda"), steps, device)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"method": method, "ms": seconds * 1000, "peak_mib": peak / 2**20, "views": n_views}
+
+
+def method_table(methods: list[str], args) -> list[dict]:
+    rows = []
+    for method in methods:
+        command = [sys.executable, "-m", "benchmarks.pretrain_step", "--one", method, "--arch", args.arch,
+                   "--image-size", str(args.image_size), "--batch", str(args.batch), "--steps", str(args.steps),
+                   "--threads", str(args.threads)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            rows.append({"method": method, "error": result.stderr.strip().splitlines()[-1]})
+            continue
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def print_table(rows: list[dict], args, device: str) -> None:
+    print(f"\nReSA Table 4 comparison on {device}: {args.arch} at {args.image_size} px, batch {args.batch}, "
+          f"median of {args.steps} steps (each method's CIFAR-10 preset heads)")
+    print(f"  {'method':14s} {'views':>5s} {'ms/step':>10s} {'x ReSA':>7s} {'peak MiB':>9s}")
+    resa = next((row["ms"] for row in rows if row["method"] == "resa" and "ms" in row), None)
+    for row in rows:
+        if "error" in row:
+            print(f"  {row['method']:14s} error: {row['error']}")
+            continue
+        ratio = f"{row['ms'] / resa:7.2f}" if resa else f"{'-':>7s}"
+        print(f"  {row['method']:14s} {row['views']:5d} {row['ms']:10.1f} {ratio} {row['peak_mib']:9.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="resnet18_cifar")
@@ -60,9 +125,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--methods", default="", help="'all' or a comma list: per-method step time and peak memory")
+    parser.add_argument("--only-methods", action="store_true", help="skip the ReSA / InfoNCE / bare-encoder timing")
+    parser.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: one method, JSON out
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.one:
+        print(json.dumps(one_method(args.one, args.arch, args.image_size, args.batch, args.steps, device)))
+        return
+    methods = list_methods() if args.methods == "all" else [m for m in args.methods.split(",") if m]
+    if args.only_methods:
+        print_table(method_table(methods, args), args, device.type)
+        return
     device = torch.device("cpu")
     overrides = [f"arch={args.arch}", f"optim.batch_size={args.batch}"]
     views = [torch.randn(args.batch, 3, args.image_size, args.image_size, device=device) for _ in range(2)]
@@ -109,6 +185,8 @@ def main() -> None:
         seconds = timed(method_step(method, optimizer, gviews, amp=True), args.steps, gpu)
         name = torch.cuda.get_device_name()
         print(f"  ResNet-50 ReSA, batch 256, bf16 AMP on {name}: {256 / seconds:.0f} images/s/GPU")
+    if methods:
+        print_table(method_table(methods, args), args, device.type)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ SCHEMA: dict = {
         "base_lr": 0.3,
         "weight_decay": 1.0e-4,
         "momentum": 0.9,
-        "betas": [0.9, 0.999],  # AdamW
+        "betas": [0.9, 0.999],  # Adam, AdamW
         # LARS (solo-learn solo/utils/lars.py; its defaults: eta 1e-3, no lr clipping, no exclusion)
         "lars_eta": 1.0e-3,
         "lars_clip_lr": False,
@@ -121,7 +121,7 @@ VIEW_PAIRS = ("weak_standard", "symmetric", "asymmetric")
 CHOICES = {
     ("variant",): ("paper", "official"),
     ("augment", "views"): ("auto", *VIEW_PAIRS),
-    ("optim", "name"): ("sgd", "adamw", "lars"),
+    ("optim", "name"): ("sgd", "adamw", "adam", "lars"),
     ("model", "head"): ("auto", "bn_relu", "gelu"),
     ("run", "amp"): ("none", "bf16", "fp16"),
     ("run", "dtype"): ("float32", "float64"),

@@ -45,6 +45,8 @@ def build_optimizer(params, optim_cfg: dict) -> torch.optim.Optimizer:
     wd = optim_cfg["weight_decay"]
     if optim_cfg["name"] == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=tuple(optim_cfg["betas"]), weight_decay=wd)
+    if optim_cfg["name"] == "adam":  # L2 weight decay (W-MSE, CW-RGP; solo-learn's "adam")
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(optim_cfg["betas"]), weight_decay=wd)
     if optim_cfg["name"] == "lars":
         return LARS(groups, lr=lr, momentum=optim_cfg["momentum"], weight_decay=wd, eta=optim_cfg["lars_eta"],
                     clip_lr=optim_cfg["lars_clip_lr"], exclude_bias_n_norm=optim_cfg["lars_exclude_bias_n_norm"])

@@ -2,7 +2,9 @@
 
 ``resa`` (ReSA's Eq. 2 and its Sinkhorn assignment), ``nt_xent`` (SimCLR), ``moco`` (MoCo v2+
 queue InfoNCE and MoCo v3 in-batch InfoNCE), ``cosine`` (BYOL / SimSiam negative cosine) and
-``dino`` (DINO's centred, sharpened cross-entropy). The ReSA names stay importable from
+``dino`` (DINO's centred, sharpened cross-entropy), ``swav`` (Sinkhorn codes, swapped prediction),
+``deepclusterv2`` (spherical k-means, prototype cross-entropy), ``barlow`` (Barlow Twins),
+``vicreg`` and ``whitening`` (W-MSE, CW-RGP, INTL). The ReSA names stay importable from
 ``pretrain.losses`` as before the split.
 """
 

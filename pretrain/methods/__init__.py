@@ -43,11 +43,17 @@ def build_method(name: str, config: dict, encoder: nn.Module) -> nn.Module:
     return method_class(name)(config, encoder)
 
 
+from pretrain.methods import barlow_twins as _barlow_twins  # noqa: E402,F401
 from pretrain.methods import byol as _byol  # noqa: E402,F401
+from pretrain.methods import cwrgp as _cwrgp  # noqa: E402,F401
 from pretrain.methods import dino as _dino  # noqa: E402,F401
 from pretrain.methods import infonce as _infonce  # noqa: E402,F401
+from pretrain.methods import intl as _intl  # noqa: E402,F401
 from pretrain.methods import mocov2plus as _mocov2plus  # noqa: E402,F401
 from pretrain.methods import mocov3 as _mocov3  # noqa: E402,F401
 from pretrain.methods import resa as _resa  # noqa: E402,F401
 from pretrain.methods import simclr as _simclr  # noqa: E402,F401
 from pretrain.methods import simsiam as _simsiam  # noqa: E402,F401
+from pretrain.methods import swav as _swav  # noqa: E402,F401
+from pretrain.methods import vicreg as _vicreg  # noqa: E402,F401
+from pretrain.methods import wmse as _wmse  # noqa: E402,F401
