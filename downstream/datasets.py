@@ -87,6 +87,7 @@ _SPLITS = {
     "fc100": {"train": "train", "val": "val", "test": "test"},
     "voc2007": {"train": "train", "val": "val", "test": "test"},  # multi-label (bit-mask labels): logreg-transfer
     "plant_disease": {"test": "test"},
+    "cub200_novel": {"test": "test"},  # cross-domain few-shot: the 50 novel classes, all their images
 }
 _CIFAR_NAMES = ("cifar10", "cifar100", "cifar100_coarse", "fc100")
 MULTILABEL_NAMES = ("voc2007",)

@@ -30,6 +30,12 @@ extracted under ``root``):
 * ``imagefolder``: ``root/<split>/<class>/*`` for any split name.
 * ``plant_disease``: ``root/<class>/*`` (the cross-domain few-shot benchmark of Guo et al.
   2020 samples episodes from all images), split ``test``.
+* ``cub200_novel`` (one split, ``test``): the cross-domain few-shot protocol of DSA Table VI
+  ("standard cross-domain few-shot setting"): only the 50 *novel* classes of Chen et al. 2019's
+  CUB split (wyharveychen/CloserLookFewShot ``filelists/CUB/write_CUB_filelist.py``: class folders
+  sorted by name, index ``i % 4 == 3``), every image of those classes, labels renumbered 0..49. Reads
+  CUB-200-2011 (its index files, as ``cub200``) or the original CUB-200 (2010, 6,033 images; DSA
+  Section IV-A's count) as ``images/<class folder>/*.jpg``.
 * ``cub200``: CUB-200-2011 with its official ``images.txt``, ``train_test_split.txt`` and
   ``image_class_labels.txt`` under ``root/CUB_200_2011/`` (or ``root`` itself).
 * ``pets`` (OxfordIIITPet trainval/test), ``food101`` (train/test), ``flowers102``
@@ -288,6 +294,29 @@ def _open_cub(root: Path, split: str) -> LabelledImages:
     )
 
 
+def cub_novel_classes(class_folders: Sequence[str]) -> list[str]:
+    """CloserLookFewShot ``write_CUB_filelist.py``: sorted class folders, ``novel`` = index ``i % 4 == 3``."""
+    return [name for i, name in enumerate(sorted(class_folders)) if i % 4 == 3]
+
+
+def _open_cub_novel(root: Path, split: str) -> LabelledImages:
+    """All images of the 50 novel classes, from CUB-200-2011's index files or CUB-200's ``images/`` folders."""
+    base = root / "CUB_200_2011" if (root / "CUB_200_2011").is_dir() else root
+    if (base / "images.txt").is_file():
+        files = [base / "images" / path for path in _read_cub_table(base / "images.txt").values()]
+    elif (base / "images").is_dir():  # CUB-200 (2010): images/<NNN.Name>/<image>.jpg
+        files = sorted(path for path in (base / "images").glob("*/*") if path.is_file() and path.name[0] != ".")
+    else:
+        raise FileNotFoundError("neither images.txt nor images/<class>/ found")
+    if len({path.parent.name for path in files}) != 200:
+        raise UserError(f"{base}: CUB's novel split needs all 200 class folders (the split is by sorted index), "
+                        f"found {len({path.parent.name for path in files})}")
+    novel = cub_novel_classes({path.parent.name for path in files})
+    label = {name: index for index, name in enumerate(novel)}
+    keep = sorted((path for path in files if path.parent.name in label), key=str)
+    return _from_files(keep, [label[path.parent.name] for path in keep], novel)
+
+
 class _LocalFlowers102(datasets.Flowers102):
     """torchvision's Flowers-102 reader, checking that the files exist instead of their md5 sums."""
 
@@ -424,6 +453,9 @@ CATALOG: dict[str, CatalogEntry] = {
                      "imagenet", _open_imagenet("imagenet100")),
         CatalogEntry("imagefolder", (), "<root>/<split>/<class>/<image>", "imagefolder", _open_imagefolder),
         CatalogEntry("plant_disease", ("test",), "<root>/<class>/<image>", "plant_disease", _open_plant_disease),
+        CatalogEntry("cub200_novel", ("test",),
+                     "<root>[/CUB_200_2011]/{images.txt,images/} (CUB-200-2011) or <root>/images/<class>/ (CUB-200)",
+                     "cub200", _open_cub_novel),
         CatalogEntry("cub200", ("train", "test"),
                      "<root>[/CUB_200_2011]/{images.txt,train_test_split.txt,image_class_labels.txt,images/}",
                      "cub200", _open_cub),
