@@ -159,3 +159,20 @@ def test_engine_under_torchrun_matches_one_process(tmp_path):
         reference = torch.cat([single[key][name].flatten() for name in names])
         assert reference.dtype == torch.float64
         assert (ours - reference).norm() <= FP64_REL * reference.norm(), key
+
+
+@pytest.mark.slow
+def test_engine_logs_the_mean_of_the_official_variants_rank_losses(tmp_path):
+    """The official variant's ranks hold different shares of the loss: the log shows their mean, in fp64."""
+    args = [DEMO, "data.train_size=16", "optim.batch_size=8", "epochs=1", *TINY, "variant=official",
+            "run.dtype=float64", "run.log_every_steps=1", "run.num_threads=1", "monitor.every_epochs=0"]
+    result = subprocess.run(torchrun("-m", "pretrain", *args, f"output_dir={tmp_path / 'ddp'}"),
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr[-3000:]
+    from pretrain.engine import train
+
+    train(resolve(args[0], [*args[1:], f"output_dir={tmp_path / 'one'}"]))
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+               if '"loss"' in line] for run in ("ddp", "one")]
+    assert len(losses[0]) == len(losses[1]) == 2
+    assert losses[0] == pytest.approx(losses[1], rel=FP64_REL, abs=0)
