@@ -102,7 +102,3 @@ def fit_batched_logreg(
     dual, bias = fit_kernel_logreg(features @ features.mT, labels, num_classes, C, tolerance)
     return features.mT @ dual, bias
 
-
-def predict(weights: torch.Tensor, bias: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Class of each query ``(E, Q)`` (argmax; ties to the lower class index)."""
-    return (features.to(weights.dtype) @ weights + bias[:, None, :]).argmax(-1)
