@@ -33,9 +33,8 @@ def knn_top1_points(records: pd.DataFrame) -> pd.DataFrame:
     return points[["dataset", "backbone", "protocol_sha256", "seed", "k", "value"]]
 
 
-def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
-                       backbone_order: Sequence[str] = ()) -> Path:
-    """Write the plot to ``out_path``; backbones in ``backbone_order`` come first in the legend."""
+def knn_lines(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per plotted point: dataset, backbone, protocol_sha256, k, n, mean, std and its ``line`` label."""
     points = knn_top1_points(records)
     if points.empty:
         raise UserError("no ok knn records with top1_k<k> metrics to plot")
@@ -43,6 +42,13 @@ def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
     several = stats.groupby(["dataset", "backbone"])["protocol_sha256"].transform("nunique") > 1
     stats["line"] = stats["backbone"].where(~several, stats["backbone"] + " (protocol "
                                             + stats["protocol_sha256"].str[:8] + ")")
+    return stats
+
+
+def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
+                       backbone_order: Sequence[str] = ()) -> Path:
+    """Write the plot to ``out_path``; backbones in ``backbone_order`` come first in the legend."""
+    stats = knn_lines(records)
     datasets = sorted(stats["dataset"].unique())
     figure = Figure(figsize=(5 * len(datasets), 4), layout="constrained")
     for axes, dataset in zip(figure.subplots(1, len(datasets), squeeze=False)[0], datasets, strict=True):
