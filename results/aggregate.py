@@ -4,8 +4,9 @@ How: every record that could fill a column (its backbone is a layout row, its ta
 the column's) becomes a candidate of that column, flagged by whether it passes the column's
 protocol keys and ``pretrain_epochs``; then one ``groupby(["row", "column"]).agg(...)`` reduces
 the candidates and the result is reindexed onto the layout's rows x columns, so every cell is
-present whatever the records hold. :data:`SUMMARY` (n, mean, sample std) is shared with the
-k-NN plot (:mod:`results.knn_plot`).
+present whatever the records hold (values of records that do not count for a cell are masked
+to NaN before the one ``agg``). :func:`summary` (n, mean, sample std) is shared with the k-NN
+plot (:mod:`results.knn_plot`).
 
 Choices, stated once here and in every rendered table:
 
@@ -39,26 +40,27 @@ CELL_COLUMNS = [
     "reason", "note", "published", "delta", "protocol_sha256", "backbone_sha256", "code_version", "config_hash",
 ]
 KEY = ["row", "column"]
-SUMMARY = {"n": ("value", "count"), "mean": ("value", "mean"), "std": ("value", lambda v: v.std(ddof=1))}
+
+
+def summary(column: str) -> dict:
+    """Named aggregations n, mean and sample std (ddof=1) of ``column`` (NaN: not counted), for ``agg(**...)``."""
+    return {"n": (column, "count"), "mean": (column, "mean"), "std": (column, lambda v: v.std(ddof=1))}
+
 _PROVENANCE = ("protocol_sha256", "backbone_sha256", "code_version", "config_hash")
 
 
 def aggregate_cells(records: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """One row per layout cell, in row-major layout order, with columns :data:`CELL_COLUMNS`."""
     candidates = _candidates(records, layout)
-    value_rows = candidates[candidates["is_value"]]
-    summary = value_rows.groupby(KEY).agg(**SUMMARY, seeds=("seed", _joined),
-                                          duplicate_seeds=("seed", lambda s: bool(s.duplicated().any())),
-                                          protocols=("protocol", _unique_list),
-                                          epochs=("pretrain_epochs", lambda s: s.nunique(dropna=False)),
-                                          **{f"value_{key}": (key, _joined) for key in _PROVENANCE})
-    ci = candidates[candidates["is_ci"]].groupby(KEY).agg(ci95=("value", "mean"))
-    flags = candidates.groupby(KEY).agg(
-        candidates=("path", "nunique"), selected=("selected", "any"), ok_selected=("ok_selected", "any"),
+    grouped = candidates.groupby(KEY).agg(
+        **summary("value_sel"), ci95=("ci_sel", "mean"), seeds=("seed_sel", _joined),
+        duplicate_seeds=("seed_sel", lambda s: bool(s.dropna().duplicated().any())),
+        protocols=("protocol_sel", _unique_list), epochs=("epochs_sel", "nunique"),
+        candidates=("path", "nunique"), ok_selected=("ok_selected", "any"),
         failures=("failure", _joined_by_seed), mismatched=("mismatched", _joined_keys),
-        **{f"selected_{key}": (f"selected_{key}", _joined) for key in _PROVENANCE})
+        **{f"{kind}_{key}": (f"{kind}_{key}", _joined) for kind in ("value", "selected") for key in _PROVENANCE})
     index = pd.MultiIndex.from_product([list(layout.rows), [column.label for column in layout.columns]], names=KEY)
-    table = pd.concat([summary, ci, flags], axis=1).reindex(index).reset_index()
+    table = grouped.reindex(index).reset_index()
     columns = {column.label: column for column in layout.columns}
     cells = [_cell(cell, columns[cell["column"]], layout) for cell in table.to_dict("records")]
     return pd.DataFrame(cells, columns=CELL_COLUMNS)
@@ -82,13 +84,18 @@ def _candidates(records: pd.DataFrame, layout: Layout) -> pd.DataFrame:
         frame["selected"] = frame["mismatched"] == ""
         ok = frame["selected"] & (frame["status"] == "ok")
         frame["ok_selected"] = ok
-        frame["is_value"] = ok & (frame["metric"] == column.metric)
-        frame["is_ci"] = ok & (frame["metric"] == column.ci_metric) if column.ci_metric else False
+        is_value = ok & (frame["metric"] == column.metric)
+        is_ci = ok & (frame["metric"] == column.ci_metric) if column.ci_metric else ok & False
+        frame["value_sel"], frame["ci_sel"] = frame["value"].where(is_value), frame["value"].where(is_ci)
+        frame["seed_sel"] = frame["seed"].astype("Int64").where(is_value)
+        frame["protocol_sel"] = frame["protocol"].where(is_value)
+        frame["epochs_sel"] = frame["pretrain_epochs"].astype(str).where(is_value)
         failed = frame["selected"] & (frame["status"] == "failed")
         frame["failure"] = ("seed " + frame["seed"].astype(str) + ": "
                             + frame["error"].fillna("no error given").astype(str)).where(failed)
         for key in _PROVENANCE:
             frame[f"selected_{key}"] = frame[key].where(frame["selected"])
+            frame[f"value_{key}"] = frame[key].where(is_value)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

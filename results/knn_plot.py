@@ -1,8 +1,8 @@
 """Plot k-NN top-1 accuracy against k: one line per backbone, one panel per dataset.
 
 Points are the mean over ok seeds with the sample std (ddof=1) as error bars: the tables' own
-``groupby().agg(SUMMARY)`` (:mod:`results.aggregate`), keyed by protocol too, so runs of two k-NN
-protocols (weighted vs majority, two label subsets) are two lines, never one average; the legend
+``groupby().agg(**summary(...))`` (:mod:`results.aggregate`), keyed by protocol too, so runs of
+two k-NN protocols (weighted vs majority, two label subsets) are two lines, never one average; the legend
 adds the protocol's short hash where a backbone has several on one dataset. Drawn on a bare
 :class:`matplotlib.figure.Figure` (Agg canvas, no pyplot state), so it works headless and never
 opens a window; the PNG is written atomically.
@@ -20,7 +20,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from resa_core.atomic import write_atomic
 from resa_core.errors import UserError
-from results.aggregate import SUMMARY
+from results.aggregate import summary
 
 TOP1_METRIC = re.compile(r"^top1_k([1-9][0-9]*)$")
 
@@ -33,31 +33,37 @@ def knn_top1_points(records: pd.DataFrame) -> pd.DataFrame:
     return points[["dataset", "backbone", "protocol_sha256", "seed", "k", "value"]]
 
 
-def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
-                       backbone_order: Sequence[str] = ()) -> Path:
-    """Write the plot to ``out_path``; backbones in ``backbone_order`` come first in the legend."""
+def knn_lines(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per plotted point: dataset, backbone, protocol_sha256, k, n, mean, std and its ``line`` label."""
     points = knn_top1_points(records)
     if points.empty:
         raise UserError("no ok knn records with top1_k<k> metrics to plot")
-    summary = points.groupby(["dataset", "backbone", "protocol_sha256", "k"]).agg(**SUMMARY).reset_index()
-    several = summary.groupby(["dataset", "backbone"])["protocol_sha256"].transform("nunique") > 1
-    summary["line"] = summary["backbone"].where(~several, summary["backbone"] + " (protocol "
-                                                + summary["protocol_sha256"].str[:8] + ")")
-    datasets = sorted(summary["dataset"].unique())
+    stats = points.groupby(["dataset", "backbone", "protocol_sha256", "k"]).agg(**summary("value")).reset_index()
+    several = stats.groupby(["dataset", "backbone"])["protocol_sha256"].transform("nunique") > 1
+    stats["line"] = stats["backbone"].where(~several, stats["backbone"] + " (protocol "
+                                            + stats["protocol_sha256"].str[:8] + ")")
+    return stats
+
+
+def plot_knn_top1_vs_k(records: pd.DataFrame, out_path: str | Path,
+                       backbone_order: Sequence[str] = ()) -> Path:
+    """Write the plot to ``out_path``; backbones in ``backbone_order`` come first in the legend."""
+    stats = knn_lines(records)
+    datasets = sorted(stats["dataset"].unique())
     figure = Figure(figsize=(5 * len(datasets), 4), layout="constrained")
     for axes, dataset in zip(figure.subplots(1, len(datasets), squeeze=False)[0], datasets, strict=True):
-        _draw_dataset(axes, summary[summary["dataset"] == dataset], dataset, backbone_order)
+        _draw_dataset(axes, stats[stats["dataset"] == dataset], dataset, backbone_order)
     return write_atomic(out_path, lambda handle: figure.savefig(handle, format="png", dpi=120))
 
 
-def _draw_dataset(axes, summary: pd.DataFrame, dataset: str, backbone_order: Sequence[str]) -> None:
+def _draw_dataset(axes, stats: pd.DataFrame, dataset: str, backbone_order: Sequence[str]) -> None:
     order = {name: position for position, name in enumerate(backbone_order)}
-    lines = summary[["backbone", "line"]].drop_duplicates().itertuples(index=False)
+    lines = stats[["backbone", "line"]].drop_duplicates().itertuples(index=False)
     for _, name in sorted(lines, key=lambda line: (order.get(line.backbone, len(order)), line.line)):
-        points = summary[summary["line"] == name].sort_values("k")
+        points = stats[stats["line"] == name].sort_values("k")
         axes.errorbar(points["k"], points["mean"], yerr=points["std"].fillna(0.0), marker="o", capsize=3,
                       label=name)
-    ks = sorted(summary["k"].unique())
+    ks = sorted(stats["k"].unique())
     axes.set_xscale("log")
     axes.set_xticks(ks)
     axes.xaxis.set_major_formatter(ScalarFormatter())

@@ -18,6 +18,7 @@ import pytest
 from downstream.record import build_record, protocol_of, record_path
 from resa_core.errors import UserError
 from results.aggregate import aggregate_cells
+from results.knn_plot import knn_lines
 from results.layout import load_layout
 from results.records import load_records
 from results.table import build_table
@@ -231,3 +232,13 @@ def test_format_1_records_are_refused_then_migrated_by_the_named_command(run: Pa
     assert run_cli("migrate", str(run)).returncode == 0  # nothing left to do: a no-op
     cells = aggregate_cells(load_records(run), load_layout("resa_table10"))
     assert cell(cells, "resa", "top-1 1%")["mean"] == pytest.approx(50.0)
+
+
+def test_knn_plot_keeps_two_protocols_apart_with_the_tables_summary(run: Path) -> None:
+    write_record(run, "knn", "resa", 0, {"top1_k20": 40.0}, protocol={"label_subset": "1percent"})
+    lines = knn_lines(load_records(run))
+    resa = lines[(lines["backbone"] == "resa") & (lines["k"] == 20)].set_index("line")
+    assert len(resa) == 2 and sorted(resa["mean"]) == [pytest.approx(40.0), pytest.approx(81.0)]
+    assert resa["std"].dropna().tolist() == [pytest.approx(2**0.5)]  # ddof=1 over the two seeds of one protocol
+    assert all(label.startswith("resa (protocol ") for label in resa.index)
+    assert set(lines[lines["backbone"] == "infonce"]["line"]) == {"infonce"}

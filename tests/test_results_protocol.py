@@ -44,3 +44,25 @@ def test_keys_that_do_not_change_the_number_keep_the_record_path(task, override)
 
 def test_engine_tasks_are_named_after_their_protocol() -> None:
     assert protocol_of("coco_mask_rcnn_r50_c4_1x", {"MODEL": {"WEIGHTS": "x"}}) == {}
+
+
+def test_the_pipeline_planner_finds_a_done_record_under_its_protocol_only(tmp_path) -> None:
+    """slurm.plan skips a downstream job whose ok record (same config) lies at the protocol-level path."""
+    from downstream.cli import parse_args
+    from downstream.datasets import dataset_spec
+    from downstream.record import build_record
+    from resa_core.atomic import write_json_atomic
+    from slurm.plan import _record_done
+
+    def argv(subset: str) -> list[str]:
+        return ["knn", "--dataset", "cifar10", "--weights", "pixels", "--name", "pixels", "--run-dir",
+                str(tmp_path), "--seed", "0", f"label_subset={subset}"]
+
+    args = parse_args(argv("1percent"))
+    config = resolve_config(TASKS["knn"].schema, None, args.overrides, dataset_spec("cifar10").defaults)
+    backbone = {"name": "pixels", "path": "pixels", "sha256": "cd" * 32, "method": None, "arch": None,
+                "pretrain_epochs": None}
+    record = build_record("knn", "cifar10", 0, backbone, config, "2026-01-01T00:00:00+00:00", metrics={"top1_k5": 1.0})
+    write_json_atomic(record_path(tmp_path, "knn", "cifar10", "cd" * 32, 0, protocol_of("knn", config)), record)
+    assert _record_done(argv("1percent")) is not None
+    assert _record_done(argv("10percent")) is None  # another protocol: must run
