@@ -74,7 +74,8 @@ def test_finetune_beats_initialisation_and_writes_a_record(setup, task):
     assert record["status"] == "ok" and record["backbone"]["arch"] == "resnet50"
     assert set(metrics) == {"mIoU", "mAcc", "aAcc", "init_mIoU", "init_mAcc", "init_aAcc"}
     assert metrics["mIoU"] > metrics["init_mIoU"], metrics
-    assert any("linear scaling for 1 GPU(s) instead of the reference 4" in note for note in record["config"]["notes"])
+    notes = record["config"]["notes"]
+    assert any("reference total batch kept: 16 images per iteration, 16 per GPU on 1 GPU(s)" in n for n in notes)
     assert record["config"]["mmseg"]["model"]["backbone"]["norm_cfg"]["type"] == "BN"
 
 
