@@ -1,4 +1,8 @@
-"""MIRA presets carry the paper's values (Lee et al., NeurIPS 2022, Sec. 4.1, footnote 6, Table 7)."""
+"""MIRA presets carry the paper's values (Lee et al., NeurIPS 2022, Sec. 4.1, footnote 6, Table 7).
+
+Kept in ``configs/pretrain/mira/`` (as ``baselines/``): ``configs/pretrain/*.yaml`` holds ReSA Table 8 only
+(``tests/test_pretrain_presets.py``).
+"""
 
 import pytest
 
@@ -28,8 +32,8 @@ def lookup(config, path):
 
 
 @pytest.mark.parametrize(("preset", "expected"), [
-    ("configs/pretrain/mira_imagenet_resnet50.yaml", {**PAPER, **IMAGENET}),
-    ("configs/pretrain/mira_cifar10_resnet18.yaml", {**PAPER, **CIFAR}),
+    ("configs/pretrain/mira/mira_imagenet_resnet50.yaml", {**PAPER, **IMAGENET}),
+    ("configs/pretrain/mira/mira_cifar10_resnet18.yaml", {**PAPER, **CIFAR}),
 ])
 def test_preset_values_are_the_papers(preset, expected):
     config = resolve(preset, [])
