@@ -49,6 +49,7 @@ from pretrain.methods import cwrgp as _cwrgp  # noqa: E402,F401
 from pretrain.methods import dino as _dino  # noqa: E402,F401
 from pretrain.methods import infonce as _infonce  # noqa: E402,F401
 from pretrain.methods import intl as _intl  # noqa: E402,F401
+from pretrain.methods import mira as _mira  # noqa: E402,F401
 from pretrain.methods import mocov2plus as _mocov2plus  # noqa: E402,F401
 from pretrain.methods import mocov3 as _mocov3  # noqa: E402,F401
 from pretrain.methods import resa as _resa  # noqa: E402,F401
