@@ -102,7 +102,8 @@ class DINO(Method):
             teacher = torch.cat([self.momentum_projector(self.momentum_encoder(v)) for v in views[:2]])
         temp = self.teacher_temperature()
         loss = dino_loss(student, teacher, self.center, len(views), self.loss_cfg["student_temperature"], temp)
-        self._pending_center = batch_center(teacher.float())
+        half = teacher.dtype in (torch.float16, torch.bfloat16)
+        self._pending_center = batch_center(teacher.float() if half else teacher)
         return loss, {"teacher_temperature": temp}
 
     def before_optimizer_step(self) -> None:
