@@ -163,3 +163,19 @@ def test_mocov2plus_resumes_mid_epoch_with_identical_weights_and_queue(tmp_path)
     assert int(model_a["queue_ptr"]) == 0 and not torch.equal(model_a["queue"][0, :, :8], model_a["queue"][0, :, 8:])
     for name, tensor in model_a.items():
         assert torch.equal(tensor, model_b[name]), name
+
+
+def test_dino_drops_the_prototype_gradient_in_the_first_epoch_and_warms_the_teacher_temperature():
+    """solo-learn dino.py on_after_backward (freeze_last_layer 1) and main_dino.py's teacher-temperature warm-up."""
+    model = build_model(config("dino", "loss.warmup_teacher_temperature_epochs=3", "epochs=10"), torch.device("cpu"))
+    prototypes = model.projector[-1].weight_v
+    for epoch, frozen, temperature in ((0, True, 0.04), (1, False, 0.055), (5, False, 0.07)):
+        model.zero_grad()
+        model.epoch = epoch
+        loss, logs = model(torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32))
+        loss.backward()
+        assert prototypes.grad is not None and prototypes.grad.abs().sum() > 0
+        model.before_optimizer_step()
+        assert (prototypes.grad is None) == frozen
+        assert logs["teacher_temperature"] == pytest.approx(temperature)
+    assert not model.projector[-1].weight_g.requires_grad  # norm_last_layer

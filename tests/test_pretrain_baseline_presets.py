@@ -108,3 +108,25 @@ def test_preset_builds_the_published_heads_and_optimizer(method):
     assert n_params == sum(p.numel() for p in model.parameters() if p.requires_grad)
     if method == "simsiam":  # the predictor keeps the peak lr (solo-learn static_lr)
         assert [bool(group.get("static_lr")) for group in optimizer.param_groups] == [False, True]
+
+
+@pytest.mark.parametrize("preset, override, message", [
+    ("simclr_cifar10", "loss.queue_size=5", "unknown config key 'loss.queue_size' (known keys here: temperature)"),
+    ("mocov2plus_cifar10", "loss.queue_size=100", "queue_size 100 is not a multiple of optim.batch_size 256"),
+    ("simsiam_cifar10", "augment.num_small_crops=2", "method 'simsiam' takes exactly two views"),
+    ("byol_cifar10", "augment.views=sideways", "augment.views = 'sideways'"),
+])
+def test_a_methods_config_errors_name_the_key(preset, override, message):
+    from resa_core.errors import UserError
+
+    with pytest.raises(UserError) as error:
+        resolve(PRESETS / f"{preset}_resnet18.yaml", [override])
+    assert message in str(error.value)
+
+
+def test_table12_weak_augmentation_is_one_override():
+    """ReSA Table 12: a baseline with ReSA's weak view as view 1 (crop + flip only)."""
+    config = resolve(PRESETS / "mocov3_imagenet100_resnet18.yaml", ["augment.views=weak_standard"])
+    weak, standard = view_list(config)
+    assert (weak.color_jitter_prob, weak.grayscale_prob, weak.blur_prob, weak.solarization_prob) == (0, 0, 0, 0)
+    assert standard.color_jitter_prob == 0.8 and standard.blur_prob == 1.0
