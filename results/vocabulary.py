@@ -13,9 +13,9 @@ import re
 DETECTION_METRICS = re.compile(r"(bbox|segm)_AP(50|75|s|m|l)?")
 SEGMENTATION_METRICS = re.compile(r"(init_)?(mIoU|mAcc|aAcc)")
 DETECTION_TASKS = ("coco_mask_rcnn_r50_fpn_1x", "coco_mask_rcnn_r50_c4_1x", "voc07_faster_rcnn_r50_c4_24k",
-                   "voc0712_faster_rcnn_r50_c4_24k")
+                   "voc0712_faster_rcnn_r50_c4_24k", "fmnist_scenes_mask_rcnn_r18_fpn")
 SEGMENTATION_TASKS = ("voc12aug_fcn_r50_d8_20k", "cityscapes_fcn_r50_d8_40k", "ade20k_upernet_r50_160k",
-                      "ade20k_upernet_vit_s16_160k")
+                      "ade20k_upernet_vit_s16_160k", "fmnist_scenes_fcn_r18_d8")
 
 METRIC_PATTERNS: dict[str, re.Pattern[str]] = {
     "knn": re.compile(r"top[15]_k[1-9][0-9]*|top1_majority_k[1-9][0-9]*"),

@@ -15,12 +15,13 @@ def test_demo_expands_into_stages_with_matched_dependencies():
     pipeline = load_pipeline(DEMO, ["run_dir=/tmp/somewhere", "vars.epochs=1"])
     names = [job.name for job in pipeline.jobs]
     assert names[:2] == ["pretrain-resa", "pretrain-infonce"] and names[-1] == "tables"
-    assert len(names) == 2 + 6 + 12 + 1
+    assert len(names) == 2 + 6 + 12 + 2 + 6 + 1  # + scenes, random_backbone, 3 detection, 3 segmentation
     assert pipeline.job("convert-resa-mmseg").after == ["pretrain-resa"]
     assert pipeline.job("knn-infonce").after == [
         "convert-infonce-detectron2", "convert-infonce-mmseg", "convert-infonce-torchvision"]
     assert pipeline.job("fewshot-random").after == [] and pipeline.job("linear-pixels").after == []
-    assert len(pipeline.job("tables").after) == 12
+    assert len(pipeline.job("tables").after) == 12 + 6
+    assert pipeline.job("detection-random").after == ["scenes", "random_backbone"]
     pretrain = pipeline.job("pretrain-resa")
     assert "epochs=1" in pretrain.argv and "output_dir=/tmp/somewhere/pretrain/resa" in pretrain.argv
     assert pretrain.resources["cpus_per_task"] == 1 and pretrain.resources["mem_gb"] == 8
