@@ -45,7 +45,7 @@ class CoverageReport:
     """How a file's tensors (named as in the file) fill the arch's backbone keys."""
 
     arch: str
-    filled: int  # backbone keys filled with a tensor of the right shape
+    filled: int  # backbone keys filled with a tensor of the right shape (defaulted ones included)
     expected: int  # backbone keys of the arch
     dropped: tuple[str, ...] = ()  # head tensors, dropped by name
     unmapped: tuple[str, ...] = ()  # file tensors with no backbone key to go to
@@ -59,7 +59,7 @@ class CoverageReport:
         return not (self.unmapped or self.missing or self.mismatched) and self.filled == self.expected
 
     def summary(self) -> str:
-        parts = [f"mapped {self.filled}/{self.expected} tensors of {self.arch}"]
+        parts = [f"mapped {self.filled - len(self.defaulted)}/{self.expected} tensors of {self.arch}"]
         parts.append(f"dropped: {_listed(list(self.dropped))}" if self.dropped else "dropped: none")
         for label, items in (
             ("unmapped", self.unmapped),

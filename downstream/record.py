@@ -28,16 +28,16 @@ from resa_core.atomic import sha256_json
 RECORD_FORMAT_VERSION = 2  # docs/contracts.md §3; version 1 had no protocol level (python -m results migrate)
 
 # Common config keys (downstream/config.py COMMON_SCHEMA) that define the evaluation data.
-_DATA_KEYS = ("image_size", "resize_size", "normalization", "train_size", "test_size", "subset_seed",
-              "label_subset")
+_DATA_KEYS = ("image_size", "resize_size", "resize_interpolation", "normalization", "train_size", "test_size",
+              "subset_seed", "label_subset")
 PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
-    "knn": _DATA_KEYS + ("protocol", "temperature"),
+    "knn": _DATA_KEYS + ("protocol", "temperature", "top5_rule"),
     "linear": _DATA_KEYS + ("protocol", "imagenet", "epochs", "lr_start", "lr_end", "weight_decay",
                             "train_batch_size"),
     "fewshot": _DATA_KEYS + ("queries", "episodes", "C"),
     "lowshot": _DATA_KEYS + ("epochs", "train_batch_size", "encoder_lr", "head_lr", "weight_decay"),
     "logreg-transfer": _DATA_KEYS + ("wd_min_exp", "wd_max_exp", "wd_values", "valid_fraction", "max_iter",
-                                     "metric"),
+                                     "warm_start", "metric"),
     "clustering": _DATA_KEYS + ("samples",),
 }
 # Every other key of each task's schema, and why it is not part of the protocol.

@@ -1,5 +1,6 @@
 """Detection launcher pieces that need Detectron2 but no training: configs, scaling, datasets, weights."""
 
+import json
 import logging
 
 import pytest
@@ -86,6 +87,25 @@ def test_a_nan_ap_fails_the_run_instead_of_dropping_the_column():
         flatten_metrics({"bbox": finite, "segm": dict(finite, APl=float("nan"))})
     with pytest.raises(UserError, match="no finite AP"):
         flatten_metrics({})
+
+
+def test_an_area_range_with_no_ground_truth_is_left_out_and_any_other_nan_still_fails(tmp_path):
+    from detectron2.data import MetadataCatalog
+
+    from downstream.detection.trainer import empty_area_ranges, flatten_metrics
+
+    annotations = [{"id": 1, "area": 20.0 ** 2, "iscrowd": 0}, {"id": 2, "area": 50.0 ** 2, "iscrowd": 0},
+                   {"id": 3, "area": 200.0 ** 2, "iscrowd": 1}]  # a crowd region counts for nothing
+    json_file = tmp_path / "instances.json"
+    json_file.write_text(json.dumps({"annotations": annotations}))
+    name = f"area_ranges_{tmp_path.name}"
+    MetadataCatalog.get(name).set(json_file=str(json_file))
+    undefined = empty_area_ranges(name)
+    assert undefined == {"APl"}
+    results = {"bbox": {"AP": 1.5, "AP50": 4.0, "AP75": 0.5, "APs": 0.0, "APm": 2.0, "APl": float("nan")}}
+    assert "bbox_APl" not in flatten_metrics(results, undefined) and flatten_metrics(results, undefined)["bbox_AP"]
+    with pytest.raises(UserError, match="no finite bbox_APm"):
+        flatten_metrics({"bbox": dict(results["bbox"], APm=float("nan"))}, undefined)
 
 
 @pytest.mark.parametrize(

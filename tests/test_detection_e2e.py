@@ -137,7 +137,7 @@ def test_two_processes_on_cpu_one_record_every_process_exits_zero(world):
     assert (out / "log.txt.rank1").is_file()  # Detectron2's logger of the second process
     config = (out / "config.yaml").read_text()
     assert "NORM: naiveSyncBN" in config and "IMS_PER_BATCH: 2" in config
-    record = json.loads(only("records/coco_mask_rcnn_r50_fpn_1x/coco_2017/*/seed0.json", run).read_text())
+    record = json.loads(only("records/coco_mask_rcnn_r50_fpn_1x/coco_2017/*/*/seed0.json", run).read_text())
     assert record["status"] == "ok", record["error"]
     assert {"bbox_AP", "bbox_APl", "segm_AP", "segm_APl"} <= set(record["metrics"])
     assert record["config"]["PROTOCOL_NOTES"] == []

@@ -144,7 +144,7 @@ def test_outputs_written_with_provenance_and_a_valid_png(run: Path, tmp_path: Pa
     csv = pd.read_csv(out / "demo.csv")
     assert {"code_version", "config_hash", "backbone_sha256", "n", "mean", "std", "status",
             "reason"} <= set(csv.columns)
-    assert len(csv) == 4 * 7
+    assert len(csv) == 4 * 10  # 4 backbones x the demo layout's 10 columns (7 frozen-feature, 3 fine-tuning)
     resa = csv[(csv["row"] == "resa") & (csv["metric"] == "top1_k20")].iloc[0]
     assert resa["code_version"] == "abc1234" and resa["backbone_sha256"].startswith(
         hashlib.sha256(b"resa").hexdigest())

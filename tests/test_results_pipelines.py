@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from downstream.cli import ENGINE_TASKS, parse_args
+from downstream.cli import parse_args
 from downstream.config import resolve_config
 from downstream.datasets import dataset_spec
 from downstream.record import build_record, protocol_of, record_path
@@ -41,6 +41,7 @@ from slurm.pipeline import load_pipeline
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = sorted((REPO_ROOT / "configs" / "pipelines").glob("*.yaml"))
 LAYOUTS = sorted(path.stem for path in SHIPPED_LAYOUTS_DIR.glob("*.yaml"))
+FINE_TUNING = ("detection", "segmentation")  # the engine commands that write a record (downstream/cli.py)
 PAPER_LAYOUTS = [f"resa_table{n}" for n in (1, 2, 3, 5, 6, 7, 10)] + [f"mira_table{n}" for n in (3, 4, 5, 7)] + [
     f"dsa_table{n}" for n in (4, 6, 7)]  # the fourteen paper tables with published numbers
 pytestmark = pytest.mark.slow  # ~1 min of setup (all pipelines' plans) and a pdflatex run per layout
@@ -85,9 +86,13 @@ def written_metrics(task: str, dataset: str, config: dict) -> list[str]:
             metric = ("map11" if dataset in MULTILABEL_DATASETS
                       else "mean_per_class" if dataset in MEAN_PER_CLASS_DATASETS else "top1")
         return [metric, f"val_{metric}", "selected_C"]
-    if task in ENGINE_TASKS:  # downstream/detection/trainer.py: bbox_ (and segm_ with masks) COCO summary
+    if task == "detection":  # downstream/detection/trainer.py: bbox_ (and segm_ with masks) COCO summary
         kinds = ("bbox", "segm") if "mask_rcnn" in config["task"] else ("bbox",)
         return [f"{kind}_AP{suffix}" for kind in kinds for suffix in ("", "50", "75", "s", "m", "l")]
+    if task == "segmentation":
+        from downstream.segmentation.run import METRICS
+
+        return list(METRICS)
     raise AssertionError(f"no metric list for task {task}")
 
 
@@ -117,12 +122,19 @@ def write_pipeline_records(pipeline) -> list[Written]:
         if job.command != "downstream":
             continue
         argv = job.argv
+        if argv[0] not in FINE_TUNING and "--dataset" not in argv:
+            continue  # a utility command (make-scenes, random-backbone): it writes no record
         weights, name, seed = _option(argv, "--weights"), _option(argv, "--name"), int(_option(argv, "--seed"))
         run_dir = Path(_option(argv, "--run-dir"))
-        if argv[0] in ENGINE_TASKS:
+        if argv[0] == "detection":
             from downstream.detection.tasks import get_task
 
             task_name, dataset = _option(argv, "--task"), get_task(_option(argv, "--task")).dataset
+            config = {"task": task_name}
+        elif argv[0] == "segmentation":
+            from downstream.segmentation.tasks import seg_task
+
+            task_name, dataset = _option(argv, "--task"), seg_task(_option(argv, "--task")).dataset
             config = {"task": task_name}
         else:
             args = parse_args(argv)
@@ -134,7 +146,7 @@ def write_pipeline_records(pipeline) -> list[Written]:
         backbone = {"name": name, "path": weights, "sha256": sha256, "method": "synthetic", "arch": "synthetic",
                     "pretrain_epochs": epochs}
         metrics = {metric: synthetic_value(job.name, metric)
-                   for metric in written_metrics(argv[0] if argv[0] in ENGINE_TASKS else task_name, dataset, config)}
+                   for metric in written_metrics(argv[0] if argv[0] in FINE_TUNING else task_name, dataset, config)}
         record = build_record(task_name, dataset, seed, backbone, config, "2026-01-01T00:00:00+00:00", metrics=metrics)
         record.update(code_version="synthetic", host="synthetic", end_time="2026-01-01T00:00:00+00:00")
         path = record_path(run_dir, task_name, dataset, sha256, seed, protocol_of(task_name, config))

@@ -61,18 +61,41 @@ class Trainer(DefaultTrainer):
                 if isinstance(hook, hooks.PeriodicWriter) else hook for hook in super().build_hooks()]
 
 
-def flatten_metrics(results: dict) -> dict[str, float]:
+# pycocotools cocoeval.py Params.setDetParams: areaRng small [0, 32^2), medium [32^2, 96^2), large [96^2, inf).
+AREA_RANGES = {"APs": (0.0, 32.0**2), "APm": (32.0**2, 96.0**2), "APl": (96.0**2, math.inf)}
+
+
+def empty_area_ranges(dataset_name: str) -> frozenset[str]:
+    """The area-range APs (``APs/APm/APl``) a COCO-format test set cannot have: no non-crowd ground truth of that size.
+
+    COCOEvaluator reports NaN for them whatever the model does (e.g. no "large" object fits a 96 px
+    canvas); any other NaN is a failure. Read from the set's COCO json, as the evaluator reads areas.
+    """
+    from detectron2.data import MetadataCatalog
+
+    json_file = getattr(MetadataCatalog.get(dataset_name), "json_file", None)
+    if not json_file:
+        return frozenset()
+    with open(json_file) as handle:
+        annotations = json.load(handle).get("annotations", [])
+    areas = [ann["area"] for ann in annotations if not ann.get("iscrowd", 0) and "area" in ann]
+    return frozenset(name for name, (low, high) in AREA_RANGES.items() if not any(low <= a < high for a in areas))
+
+
+def flatten_metrics(results: dict, undefined: frozenset[str] = frozenset()) -> dict[str, float]:
     """``{"bbox": {"AP": ..}, "segm": {..}}`` -> ``{"bbox_AP": .., "segm_AP": ..}``.
 
     Every summary number the evaluator reports must be finite: COCOEvaluator writes NaN for an AP
     it could not compute (no detections, or no ground truth of a size), and a record that silently
     lacks that column would look complete. UserError naming the NaN metrics, or when there are none.
+    ``undefined`` (:func:`empty_area_ranges`) names the area-range APs the test set has no ground
+    truth for: those are left out instead.
     """
     flat, bad = {}, []
     for kind, values in results.items():
         for name in SUMMARY_METRICS:
             value = values.get(name)
-            if value is None:
+            if value is None or (name in undefined and not math.isfinite(value)):
                 continue
             if math.isfinite(value):
                 flat[f"{kind}_{name}"] = float(value)
@@ -123,6 +146,6 @@ def train(cfg, backbone: Backbone | None, resume: bool) -> dict[str, float] | No
         return None
     results = getattr(trainer, "_last_eval_results", None) or {}
     try:
-        return flatten_metrics(results)
+        return flatten_metrics(results, empty_area_ranges(cfg.DATASETS.TEST[0]))
     except UserError as err:
         raise UserError(f"{', '.join(cfg.DATASETS.TEST)}: {err}") from None
