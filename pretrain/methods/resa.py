@@ -34,8 +34,6 @@ are the B.2 defaults.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +42,7 @@ from pretrain import distributed
 from pretrain.heads import build_predictor, build_projector
 from pretrain.losses import cosine_similarity_matrix, resa_loss, row_cross_entropy, sinkhorn, sinkhorn_distributed
 from pretrain.methods import register_method
-from pretrain.methods.base import Method, cosine_momentum
+from pretrain.methods.base import Method
 from pretrain.precision import at_least_float32
 from resa_core.errors import UserError
 
@@ -80,16 +78,13 @@ class ReSA(Method):
         self.sinkhorn_eps = loss_cfg["sinkhorn_eps"]
         self.sinkhorn_iters = loss_cfg["sinkhorn_iters"]
         self.assignment_source = loss_cfg["assignment_source"]
-        self.momentum_base = model_cfg["momentum_base"]
-        self.momentum_final = model_cfg["momentum_final"]
-        self.momentum = self.momentum_base
         self.use_momentum = model_cfg["momentum_encoder"]
         if self.variant == "official" and not self.use_momentum:
             raise UserError("variant 'official' needs model.momentum_encoder=true (the released code's "
                             "momentum-free variant is not reproduced); use variant=paper for the Table 11 ablation")
-        if self.use_momentum:
-            self.momentum_encoder = copy.deepcopy(encoder).requires_grad_(False)
-            self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        if self.use_momentum:  # the authors' update_momentum_params: encoder and projector, parameters only
+            self.momentum_pairs = (("encoder", "momentum_encoder"), ("projector", "momentum_projector"))
+            self.setup_momentum(config)
 
     def embed(self, encoding: torch.Tensor) -> torch.Tensor:
         embedding = self.projector(encoding)
@@ -152,27 +147,3 @@ class ReSA(Method):
     def rank_offset(local_rows: int) -> int:
         """Column of this rank's first sample in a gathered (rank-ordered) matrix."""
         return torch.distributed.get_rank() * local_rows if distributed.world_size() > 1 else 0
-
-    @torch.no_grad()
-    def after_step(self, progress: float) -> dict:
-        """EMA of the momentum encoder and projector parameters, then advance the schedule.
-
-        Their BN running statistics are their own (they run in train mode), as in the
-        authors' ``update_momentum_params``, which averages parameters only.
-        """
-        if not self.use_momentum:
-            return {}
-        m = self.momentum
-        online = [*self.encoder.parameters(), *self.projector.parameters()]
-        target = [*self.momentum_encoder.parameters(), *self.momentum_projector.parameters()]
-        torch._foreach_mul_(target, m)
-        torch._foreach_add_(target, [p.detach() for p in online], alpha=1 - m)
-        self.momentum = cosine_momentum(self.momentum_base, self.momentum_final, progress)
-        return {"momentum": m}
-
-    def transfer_encoders(self) -> dict[str, nn.Module]:
-        """The encoders a checkpoint exports (DESIGN.md contract 1)."""
-        encoders = {"encoder": self.encoder}
-        if self.use_momentum:
-            encoders["momentum_encoder"] = self.momentum_encoder
-        return encoders
