@@ -52,6 +52,7 @@ from pretrain.methods import intl as _intl  # noqa: E402,F401
 from pretrain.methods import mira as _mira  # noqa: E402,F401
 from pretrain.methods import mocov2plus as _mocov2plus  # noqa: E402,F401
 from pretrain.methods import mocov3 as _mocov3  # noqa: E402,F401
+from pretrain.methods import msn as _msn  # noqa: E402,F401  (msn and pmsn)
 from pretrain.methods import resa as _resa  # noqa: E402,F401
 from pretrain.methods import simclr as _simclr  # noqa: E402,F401
 from pretrain.methods import simsiam as _simsiam  # noqa: E402,F401

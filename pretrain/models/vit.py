@@ -7,6 +7,8 @@
 eps 1e-6); its weights have the same shapes, so only a source format or sidecar that says so
 (the MoCo v3 reader) names it. ``dynamic_img_size`` interpolates the position embedding for other input
 sizes (multi-crop's 96 px views); it adds no parameters, so the keys stay timm's.
+``vit_base_patch16`` is ViT-B/16 (12 blocks, width 768, 12 heads; MSN's ``deit_base``, the
+PMSN paper's App. D.1 ImageNet model); the converters know no MMSegmentation settings for it.
 Training-specific initialisation (MoCo v3's, ``pretrain.vit_init``) belongs to pretraining.
 """
 
@@ -28,3 +30,8 @@ def build_vit_small_patch16_12h() -> nn.Module:
     return timm.create_model(
         "vit_small_patch16_224", pretrained=False, num_classes=0, dynamic_img_size=True, num_heads=12
     )
+
+
+@register_arch("vit_base_patch16", family="vit", feature_dim=768)
+def build_vit_base_patch16() -> nn.Module:
+    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, dynamic_img_size=True)
