@@ -149,3 +149,14 @@ def test_power_law_prior_is_papers_definition():
     torch.testing.assert_close(power_law_prior(4, 0.0), torch.full((4,), 0.25, dtype=torch.float64))
     with pytest.raises(ValueError):
         power_law_prior(4, -0.1)
+
+
+def test_bf16_autocast_computes_the_loss_in_float32():
+    """msn_train.py converts to fp32 before the loss: under bf16 autocast the matmuls must not drop to bf16."""
+    anchor, target, prototypes = (x.float().bfloat16() for x in _tensors(seed=3))
+    prior = power_law_prior(K, 0.25).float()
+    want = msn_loss(anchor.float(), target.float(), prototypes.float(), prior)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = msn_loss(anchor, target, prototypes.float(), prior)[0]
+    assert got.dtype == torch.float32
+    assert abs(got.item() - want.item()) <= 1e-6 * abs(want.item())

@@ -105,11 +105,12 @@ def msn_loss(anchor_z: torch.Tensor, target_z: torch.Tensor, prototypes: torch.T
     rows, the global-batch regulariser) and float logs ``msn_ce`` (local) and ``prior_kl``.
     """
     anchor_z, prototypes = _at_least_float32(anchor_z), _at_least_float32(prototypes)
-    targets = msn_targets(target_z.detach(), prototypes.detach(), prior, tau, T, use_sinkhorn, sinkhorn_iters)
-    views = anchor_z.shape[0] // targets.shape[0]
-    targets = targets.to(anchor_z.dtype).repeat(views, 1)  # torch.cat([targets] * num_views)
-    log_probs = F.log_softmax(prototype_logits(anchor_z, prototypes, tau), dim=1)
-    cross_entropy = -(targets * log_probs).sum(dim=1).mean()
-    kl = kl_to_prior(global_mean_prediction(log_probs.exp()), prior)
+    with torch.autocast(anchor_z.device.type, enabled=False):  # fp32 under AMP: the matmuls too
+        targets = msn_targets(target_z.detach(), prototypes.detach(), prior, tau, T, use_sinkhorn, sinkhorn_iters)
+        views = anchor_z.shape[0] // targets.shape[0]
+        targets = targets.to(anchor_z.dtype).repeat(views, 1)  # torch.cat([targets] * num_views)
+        log_probs = F.log_softmax(prototype_logits(anchor_z, prototypes, tau), dim=1)
+        cross_entropy = -(targets * log_probs).sum(dim=1).mean()
+        kl = kl_to_prior(global_mean_prediction(log_probs.exp()), prior)
     loss = cross_entropy + prior_weight * kl
     return loss, {"msn_ce": cross_entropy.item(), "prior_kl": kl.item()}

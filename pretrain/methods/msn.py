@@ -25,7 +25,9 @@ masks do not depend on the rank count and replay after a resume; the prototype g
 averaged over ranks by DDP (the reference sums it, ``AllReduceSum``: a world-size larger step),
 so N ranks give the single-process gradient; the ViT and lr schedule are the engine's (MoCo v3
 init, cosine over the run instead of over 1.25 x the run); no weight-decay schedule (the
-reference raises it 0.04 -> 0.4 with a cosine; ``optim.weight_decay`` stays constant here).
+reference raises it 0.04 -> 0.4 with a cosine; ``optim.weight_decay`` stays constant here);
+``optim.clip_grad`` clips the norm of all parameters together, prototypes included (the reference
+clips the encoder and head only).
 """
 
 from __future__ import annotations
