@@ -128,7 +128,7 @@ class MSN(StepSeededDraws):
         target_view, anchor_view, focal = views[0], views[1], views[2:]
         keep = None
         if cfg["mask_ratio"] > 0:
-            patches = self.encoder.patch_embed(anchor_view[:1]).shape[1:-1].numel()
+            patches = math.prod(self.encoder.patch_embed.dynamic_feat_size(anchor_view.shape[-2:]))
             keep = kept_patches(self.generator(), anchor_view.shape[0], patches, cfg["mask_ratio"])
         anchors = [self.projector(masked_vit_features(self.encoder, anchor_view, keep))]
         if focal:
