@@ -4,9 +4,13 @@ PMSN = Assran et al., ICLR 2023 (App. D.1, E.1.2, Sec. 5.2); reference = faceboo
 ``configs/pretrain/msn_vits16.yaml`` and ``src/`` (commit 4388dc1).
 """
 
+from pathlib import Path
+
 import pytest
 
 from pretrain.config import resolve
+
+PRESETS = Path(__file__).resolve().parents[1] / "configs/pretrain/pmsn"
 
 COMMON = {  # App. D.1 / E.1.2: temperature 0.1, sharpening 0.25, 10 focal views, AdamW, clipping 3.0, 15 warm-up
     ("loss", "temperature"): 0.1, ("loss", "sharpen"): 0.25, ("augment", "num_small_crops"): 10,
@@ -49,15 +53,15 @@ def lookup(config, path):
     ("pmsn_inat18_vit_small.yaml", {**COMMON, **INAT_VITS16}),
 ])
 def test_preset_values_are_the_papers(preset, expected):
-    config = resolve(f"configs/pretrain/pmsn/{preset}", [])
+    config = resolve(PRESETS / preset, [])
     for path, value in expected.items():
         want = pytest.approx(value) if isinstance(value, float) else value
         assert lookup(config, path) == want, path
 
 
 def test_tiny_preset_keeps_the_protocol_constants():
-    config = resolve("configs/pretrain/pmsn/pmsn_tiny_fmnist.yaml", [])
+    config = resolve(PRESETS / "pmsn_tiny_fmnist.yaml", [])
     for path in [("loss", "temperature"), ("loss", "sharpen"), ("loss", "sinkhorn_iters"), ("loss", "prior_weight"),
                  ("loss", "use_sinkhorn"), ("model", "momentum_base"), ("optim", "clip_grad")]:
-        assert lookup(config, path) == lookup(resolve("configs/pretrain/pmsn/msn_imagenet_vit_small.yaml", []), path)
+        assert lookup(config, path) == lookup(resolve(PRESETS / "msn_imagenet_vit_small.yaml", []), path)
     assert (config["method"], config["loss"]["power_law_exponent"]) == ("pmsn", 0.25)
