@@ -84,7 +84,7 @@ def test_masks_of_two_ranks_are_the_slices_of_the_one_process_masks(monkeypatch)
 
 
 def test_priors_msn_uniform_pmsn_power_law_and_exponent_zero_is_msn(one_torch_thread):
-    msn, pmsn, flat = build("method=msn"), build(), build("loss.power_law_exponent=0.0")
+    msn, pmsn, flat = build("method=msn"), build(), build("loss.prior_tau=0.0")
     torch.testing.assert_close(msn.prior, torch.full((16,), 1 / 16, dtype=msn.prior.dtype))
     k = torch.arange(1, 17, dtype=torch.float64)
     torch.testing.assert_close(pmsn.prior.double(), k ** -0.25 / (k ** -0.25).sum())  # PMSN Sec. 5.2, tau 0.25
@@ -128,8 +128,8 @@ def test_config_errors_are_one_line():
         resolve(TINY, ["arch=resnet18"])
     with pytest.raises(UserError, match="mask_ratio"):
         resolve(TINY, ["loss.mask_ratio=1.0"])
-    with pytest.raises(UserError, match="power_law_exponent"):
-        resolve(TINY, ["loss.power_law_exponent=-1"])
+    with pytest.raises(UserError, match="prior_tau"):
+        resolve(TINY, ["loss.prior_tau=-1"])
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ VITB16 = {  # App. D.1: ViT-B/16, 300 epochs, batch 1024, 1024 prototypes, entro
 INAT_VITS16 = {  # App. E.1.2: ViT-S/16, batch 4096, 300 epochs, 8142 prototypes, coefficient 5.0, masking 0.15
     ("method",): "pmsn", ("arch",): "vit_small_patch16", ("epochs",): 300, ("optim", "batch_size"): 4096,
     ("loss", "num_prototypes"): 8142, ("loss", "prior_weight"): 5.0, ("loss", "mask_ratio"): 0.15,
-    ("loss", "power_law_exponent"): 0.25, ("data", "name"): "imagefolder",
+    ("loss", "prior_tau"): 0.25, ("data", "name"): "imagefolder",
 }
 
 
@@ -49,7 +49,7 @@ def lookup(config, path):
 @pytest.mark.parametrize(("preset", "expected"), [
     ("msn_imagenet_vit_small.yaml", {**COMMON, **MSN_VITS16}),
     ("msn_imagenet_vit_base.yaml", {**COMMON, **VITB16, ("method",): "msn"}),
-    ("pmsn_imagenet_vit_base.yaml", {**COMMON, **VITB16, ("method",): "pmsn", ("loss", "power_law_exponent"): 0.25}),
+    ("pmsn_imagenet_vit_base.yaml", {**COMMON, **VITB16, ("method",): "pmsn", ("loss", "prior_tau"): 0.25}),
     ("pmsn_inat18_vit_small.yaml", {**COMMON, **INAT_VITS16}),
 ])
 def test_preset_values_are_the_papers(preset, expected):
@@ -64,4 +64,4 @@ def test_tiny_preset_keeps_the_protocol_constants():
     for path in [("loss", "temperature"), ("loss", "sharpen"), ("loss", "sinkhorn_iters"), ("loss", "prior_weight"),
                  ("loss", "use_sinkhorn"), ("model", "momentum_base"), ("optim", "clip_grad")]:
         assert lookup(config, path) == lookup(resolve(PRESETS / "msn_imagenet_vit_small.yaml", []), path)
-    assert (config["method"], config["loss"]["power_law_exponent"]) == ("pmsn", 0.25)
+    assert (config["method"], config["loss"]["prior_tau"]) == ("pmsn", 0.25)

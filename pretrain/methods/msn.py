@@ -1,8 +1,8 @@
 """MSN (Assran et al., ECCV 2022) and PMSN (Assran et al., ICLR 2023): masked siamese networks with a cluster prior.
 
 ``method=msn``: the uniform prior (MSN's me-max regulariser); ``method=pmsn``: the power-law
-prior ``p_PL(tau)`` of PMSN Eq. 9 with ``loss.power_law_exponent`` (tau = 0.25, PMSN Sec. 5.2 /
-Table 3; 0 gives MSN). Loss: :mod:`pretrain.losses.msn`. Views (facebookresearch/msn
+prior ``p_PL(tau)`` of PMSN Eq. 9 with ``loss.prior_tau`` (the key the other methods' priors use;
+tau = 0.25, PMSN Sec. 5.2 / Table 3; 0 gives MSN). Loss: :mod:`pretrain.losses.msn`. Views (facebookresearch/msn
 ``src/msn_train.py::train_step``, commit 4388dc1): view 1 is the target, encoded by the EMA
 target encoder and projector without masking; view 2 is the anchor, encoded with a random
 fraction ``loss.mask_ratio`` of its patch tokens dropped (``deit.py::forward_features``
@@ -99,8 +99,8 @@ class MSN(StepSeededDraws):
         for key in ("temperature", "sharpen"):
             if cfg[key] <= 0:
                 raise UserError(f"{source}: loss.{key} = {cfg[key]} must be > 0")
-        if cfg.get("power_law_exponent", 0.0) < 0:
-            raise UserError(f"{source}: loss.power_law_exponent = {cfg['power_law_exponent']} must be >= 0")
+        if cfg.get("prior_tau", 0.0) < 0:
+            raise UserError(f"{source}: loss.prior_tau = {cfg['prior_tau']} must be >= 0")
 
     def prior_values(self) -> torch.Tensor:
         """The cluster prior: uniform for MSN."""
@@ -150,8 +150,8 @@ class MSN(StepSeededDraws):
 @register_method("pmsn")
 class PMSN(MSN):
     # PMSN Sec. 5.2 / Table 3: power-law prior with exponent tau = 0.25
-    loss_defaults = {**MSN.loss_defaults, "power_law_exponent": 0.25}
+    loss_defaults = {**MSN.loss_defaults, "prior_tau": 0.25}
 
     def prior_values(self) -> torch.Tensor:
         """PMSN Eq. 9's ``p_PL(tau)``, ``[p]_k ∝ k^-tau`` (Sec. 5.2)."""
-        return power_law_prior(self.loss_cfg["num_prototypes"], self.loss_cfg["power_law_exponent"])
+        return power_law_prior(self.loss_cfg["num_prototypes"], self.loss_cfg["prior_tau"])
