@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from converters.cli import main as converters_main
-from pretrain.checkpoint import checkpoint_path
+from pretrain.checkpoint import check_compatible, checkpoint_path
 from pretrain.config import resolve
 from pretrain.engine import Unfinished, build_model, train
 from pretrain.losses.dsa import dsa_regulariser
@@ -75,6 +75,14 @@ def test_loss_falls_on_a_fixed_batch(method, one_torch_thread):
         model.after_step((step + 1) / 4)
         losses.append(loss.item())
     assert sum(losses[-2:]) / 2 < 0.9 * sum(losses[:2]) / 2, losses
+
+
+def test_resuming_across_a_dsa_switch_is_an_error(tmp_path):
+    state = {"arch": "resnet18", "method": "simclr", "config": {"variant": "paper", "dsa": {"enabled": False}}}
+    config = resolve(DEMO, ["method=simclr", "arch=resnet18", "dsa.enabled=true", *TINY])
+    with pytest.raises(UserError, match="checkpoint dsa.enabled is 'False'"):
+        check_compatible(state, config, tmp_path / "checkpoint.pth")
+    check_compatible({**state, "config": {"dsa": {"enabled": True}}}, config, tmp_path / "checkpoint.pth")
 
 
 def test_bad_settings_are_one_line_errors():
