@@ -85,6 +85,19 @@ def test_resuming_across_a_dsa_switch_is_an_error(tmp_path):
     check_compatible({**state, "config": {"dsa": {"enabled": True}}}, config, tmp_path / "checkpoint.pth")
 
 
+def test_a_torchvision_aux_encoder_is_loaded_frozen_and_stays_in_eval(tmp_path):
+    import torchvision
+
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "aux.pth")
+    model = build("simclr", "dsa.enabled=true", f"dsa.aux_encoder={tmp_path / 'aux.pth'}")
+    model.train()
+    aux = model.dsa.aux
+    assert not aux.training and not any(p.requires_grad for p in aux.parameters())
+    torch.testing.assert_close(aux.conv1.weight, reference.conv1.weight)
+    assert aux(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
 def test_bad_settings_are_one_line_errors():
     with pytest.raises(UserError, match="dsa.knn = 20"):
         resolve(DEMO, ["dsa.enabled=true", "optim.batch_size=8"])

@@ -35,7 +35,6 @@ Choices where the paper is silent (Section V/VI-B give no values for them):
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -146,9 +145,7 @@ class DSARegulariser(nn.Module):
         cfg = self.cfg
         with torch.no_grad():
             aux = torch.cat([distributed.gather(self.aux(v), with_grad=False) for v in (view1, view2)])
-        autocast = torch.autocast(features1.device.type, enabled=False) if torch.is_autocast_enabled() \
-            else nullcontext()
-        with autocast:
+        with torch.autocast(features1.device.type, enabled=False):  # under AMP too: fp32 (fp64 runs stay fp64)
             z = torch.cat([distributed.gather(at_least_float32(f)) for f in (features1, features2)])
             z = F.normalize(z, dim=1)
             aux = F.normalize(at_least_float32(aux), dim=1)
