@@ -84,9 +84,12 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def check_compatible(state: dict, config: dict, path: Path) -> None:
-    """Resuming from a checkpoint of another arch, method or variant is an error, not a silent restart."""
+    """Resuming from a checkpoint of another arch, method, variant or DSA setting is an error, not a silent restart."""
     saved_variant = state.get("config", {}).get("variant", "paper")
-    for key, saved in (("arch", state["arch"]), ("method", state["method"]), ("variant", saved_variant)):
-        if saved != config[key]:
+    saved_dsa = state.get("config", {}).get("dsa", {}).get("enabled", False)  # the DSA regulariser's parameters
+    for key, saved, wanted in (("arch", state["arch"], config["arch"]), ("method", state["method"], config["method"]),
+                               ("variant", saved_variant, config["variant"]),
+                               ("dsa.enabled", saved_dsa, config["dsa"]["enabled"])):
+        if saved != wanted:
             raise UserError(f"{path}: checkpoint {key} is '{saved}' but the config asks for "
-                            f"'{config[key]}'; use another output_dir")
+                            f"'{wanted}'; use another output_dir")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pretrain.methods import method_class
+from pretrain.methods import dsa_plugin, method_class
 from resa_core.config import load_config, parse_overrides, read_yaml
 from resa_core.errors import UserError
 
@@ -104,6 +104,8 @@ SCHEMA: dict = {
         "dist_backend": "auto",  # auto: nccl on GPU, gloo on CPU
         "tensorboard": True,  # when the tensorboard package is installed
     },
+    # DSA plug-in regulariser on any method (pretrain.methods.dsa_plugin; defaults: DSA Section VI-B)
+    "dsa": dict(dsa_plugin.DEFAULTS),
     "monitor": {
         "every_epochs": 0,  # 0: off; else online k-NN and clustering metrics every N epochs
         "train_size": 2000,  # k-NN memory bank: a seeded class-balanced training subset
@@ -163,4 +165,5 @@ def resolve(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
     if config["augment"]["views"] == "auto":
         config["augment"]["views"] = method.default_views
     method.check_config(config, source)
+    dsa_plugin.check_config(config, source)
     return config

@@ -35,7 +35,7 @@ from pretrain.checkpoint import (
 from pretrain.data.datasets import IN_MEMORY, load_train_set, open_split
 from pretrain.data.loader import InMemoryBatches, LoaderBatches
 from pretrain.data.views import view_list
-from pretrain.methods import build_method
+from pretrain.methods import build_method, dsa_plugin
 from pretrain.models import arch_spec, build_backbone
 from pretrain.models.resnet import zero_init_residual
 from pretrain.optim import build_optimizer, schedule, set_lr
@@ -112,7 +112,7 @@ def build_model(config: dict, device: torch.device) -> torch.nn.Module:
         mocov3_init(encoder, config["model"]["freeze_patch_embed"])
     elif config["model"]["zero_init_residual"]:
         zero_init_residual(encoder)
-    method = build_method(config["method"], config, encoder)
+    method = dsa_plugin.attach(build_method(config["method"], config, encoder), config)
     if config["model"]["sync_bn"]:
         method = distributed.convert_sync_batchnorm(method, device)
     method = method.to(device, dtype=DTYPES[config["run"]["dtype"]])
@@ -145,7 +145,7 @@ class Trainer:
         self.total_steps = config["epochs"] * self.steps_per_epoch
         self.lr_at = schedule(optim_cfg, self.steps_per_epoch, config["epochs"])
         self.method = build_model(config, self.device)
-        self.optimizer = build_optimizer(self.method.param_groups(), optim_cfg)
+        self.optimizer = build_optimizer(dsa_plugin.param_groups(self.method), optim_cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=run_cfg["amp"] == "fp16")
         self.model = self.method
         if world > 1:

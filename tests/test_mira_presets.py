@@ -23,6 +23,11 @@ CIFAR = {  # Table 7 caption (1000 epochs), Sec. 4.3 (ResNet-18, 32 px, no multi
     ("arch",): "resnet18_cifar", ("epochs",): 1000, ("data", "name"): "cifar10", ("data", "image_size"): 32,
     ("augment", "num_small_crops"): 0,
 }
+CIFAR100 = {**CIFAR, ("data", "name"): "cifar100", ("data", "normalization"): "cifar100"}
+IMAGENET100 = {  # Table 7 caption (400 epochs), Sec. 4.3 (ResNet-18 ImageNet stem, 256 px, no multi-crop)
+    ("arch",): "resnet18", ("epochs",): 400, ("data", "name"): "imagenet100", ("data", "image_size"): 256,
+    ("augment", "num_small_crops"): 0,
+}
 
 
 def lookup(config, path):
@@ -34,6 +39,8 @@ def lookup(config, path):
 @pytest.mark.parametrize(("preset", "expected"), [
     ("configs/pretrain/mira/mira_imagenet_resnet50.yaml", {**PAPER, **IMAGENET}),
     ("configs/pretrain/mira/mira_cifar10_resnet18.yaml", {**PAPER, **CIFAR}),
+    ("configs/pretrain/mira/mira_cifar100_resnet18.yaml", {**PAPER, **CIFAR100}),
+    ("configs/pretrain/mira/mira_imagenet100_resnet18.yaml", {**PAPER, **IMAGENET100}),
 ])
 def test_preset_values_are_the_papers(preset, expected):
     config = resolve(preset, [])
