@@ -83,10 +83,24 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def _prior_and_data(config: dict) -> dict:
+    """The protocol keys of the priors extension (docs/priors.md); absent in older checkpoints: their defaults."""
+    loss, data = config.get("loss", {}), config.get("data", {})
+    prior = loss.get("prior", "uniform")
+    return {"loss.prior": prior, "loss.prior_tau": loss.get("prior_tau") if prior != "uniform" else None,
+            "data.long_tail_ratio": data.get("long_tail_ratio", 0.0)}
+
+
 def check_compatible(state: dict, config: dict, path: Path) -> None:
-    """Resuming from a checkpoint of another arch, method or variant is an error, not a silent restart."""
+    """Resuming from a checkpoint of another arch, method, variant, cluster prior or long-tail profile is an
+    error, not a silent restart (runs with different priors never share a checkpoint)."""
     saved_variant = state.get("config", {}).get("variant", "paper")
     for key, saved in (("arch", state["arch"]), ("method", state["method"]), ("variant", saved_variant)):
         if saved != config[key]:
             raise UserError(f"{path}: checkpoint {key} is '{saved}' but the config asks for "
                             f"'{config[key]}'; use another output_dir")
+    saved, wanted = _prior_and_data(state.get("config", {})), _prior_and_data(config)
+    for key in saved:
+        if saved[key] != wanted[key]:
+            raise UserError(f"{path}: checkpoint {key} is {saved[key]!r} but the config asks for "
+                            f"{wanted[key]!r}; use another output_dir")
