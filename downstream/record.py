@@ -43,7 +43,8 @@ PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
 # Every other key of each task's schema, and why it is not part of the protocol.
 _COMMON_NOT_PROTOCOL = ("data_root", "batch_size", "num_workers")  # where the data is; extraction batch; I/O
 NOT_PROTOCOL_KEYS: dict[str, tuple[str, ...]] = {
-    "knn": _COMMON_NOT_PROTOCOL + ("ks", "majority_ks", "chunk_size"),  # k is in the metric name; memory
+    # k and the bucket are in the metric name (buckets only add metrics); memory
+    "knn": _COMMON_NOT_PROTOCOL + ("ks", "majority_ks", "chunk_size", "buckets"),
     "linear": _COMMON_NOT_PROTOCOL,
     "fewshot": _COMMON_NOT_PROTOCOL + ("ways", "shots", "episodes_per_solve"),  # in the metric name; memory
     "lowshot": _COMMON_NOT_PROTOCOL,

@@ -83,8 +83,17 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
+def _prior_and_data(config: dict) -> dict:
+    """The protocol keys of the priors extension (docs/priors.md); absent in older checkpoints: their defaults."""
+    loss, data = config.get("loss", {}), config.get("data", {})
+    prior = loss.get("prior", "uniform")
+    return {"loss.prior": prior, "loss.prior_tau": loss.get("prior_tau") if prior != "uniform" else None,
+            "data.long_tail_ratio": data.get("long_tail_ratio", 0.0)}
+
+
 def check_compatible(state: dict, config: dict, path: Path) -> None:
-    """Resuming from a checkpoint of another arch, method, variant or DSA setting is an error, not a silent restart."""
+    """Resuming from a checkpoint of another arch, method, variant, DSA setting, cluster prior or long-tail
+    profile is an error, not a silent restart (runs with different priors never share a checkpoint)."""
     saved_variant = state.get("config", {}).get("variant", "paper")
     saved_dsa = state.get("config", {}).get("dsa", {}).get("enabled", False)  # the DSA regulariser's parameters
     for key, saved, wanted in (("arch", state["arch"], config["arch"]), ("method", state["method"], config["method"]),
@@ -93,3 +102,8 @@ def check_compatible(state: dict, config: dict, path: Path) -> None:
         if saved != wanted:
             raise UserError(f"{path}: checkpoint {key} is '{saved}' but the config asks for "
                             f"'{wanted}'; use another output_dir")
+    saved, wanted = _prior_and_data(state.get("config", {})), _prior_and_data(config)
+    for key in saved:
+        if saved[key] != wanted[key]:
+            raise UserError(f"{path}: checkpoint {key} is {saved[key]!r} but the config asks for "
+                            f"{wanted[key]!r}; use another output_dir")

@@ -34,6 +34,9 @@ SCHEMA: dict = {
         "image_size": 32,
         "normalization": "fashion_mnist",
         "num_workers": 0,  # >0 (or a file-backed dataset): DataLoader with per-sample PIL transforms
+        # >0: keep the CIFAR-100-LT exponential profile with this imbalance factor (pretrain.data.cifar_lt; 0.05 =
+        # ReSA C.3's 1/20) of the train_size subset; 0: balanced
+        "long_tail_ratio": 0.0,
     },
     "augment": {
         "min_scale": 0.2,  # W-MSE/INTL CIFAR RandomResizedCrop scale (0.2, 1.0)
@@ -157,6 +160,9 @@ def resolve(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
         raise UserError(f"{source}: epochs must be >= 1 and optim.batch_size >= 2")
     if config["run"]["dtype"] == "float64" and config["run"]["amp"] != "none":
         raise UserError(f"{source}: run.dtype = float64 with run.amp = {config['run']['amp']}; AMP needs float32")
+    if not 0.0 <= config["data"]["long_tail_ratio"] <= 1.0:
+        raise UserError(f"{source}: data.long_tail_ratio = {config['data']['long_tail_ratio']}; expected 0 (off) "
+                        "or an imbalance factor in (0, 1]")
     if len(config["optim"]["betas"]) != 2:
         raise UserError(f"{source}: optim.betas = {config['optim']['betas']!r}; expected two floats")
     if config["augment"]["num_small_crops"] and not method.supports_multicrop:

@@ -18,7 +18,8 @@ SEGMENTATION_TASKS = ("voc12aug_fcn_r50_d8_20k", "cityscapes_fcn_r50_d8_40k", "a
                       "ade20k_upernet_vit_s16_160k", "fmnist_scenes_fcn_r18_d8")
 
 METRIC_PATTERNS: dict[str, re.Pattern[str]] = {
-    "knn": re.compile(r"top[15]_k[1-9][0-9]*|top1_majority_k[1-9][0-9]*"),
+    "knn": re.compile(r"(top[15]_k[1-9][0-9]*|top1_majority_k[1-9][0-9]*)|"
+                      r"(top1_k[1-9][0-9]*|top1_majority_k[1-9][0-9]*)_(many|medium|few)"),  # buckets=long_tail
     "linear": re.compile(r"top[15]"),
     "lowshot": re.compile(r"top[15]"),
     "fewshot": re.compile(r"(acc|ci95)_[1-9][0-9]*way[1-9][0-9]*shot"),

@@ -75,6 +75,9 @@ def written_metrics(task: str, dataset: str, config: dict) -> list[str]:
             names += [f"top{top}_k{k}" for k in config["ks"] for top in (1, 5)]
         if config["protocol"] in ("majority", "both"):
             names += [f"top1_majority_k{k}" for k in config["majority_ks"]]
+        if config["buckets"] == "long_tail":  # knn.py bucket_metrics: each top-1 per class-frequency bucket
+            names += [f"{name}_{bucket}" for name in names if name.startswith("top1")
+                      for bucket in ("many", "medium", "few")]
         return names
     if task in ("linear", "lowshot"):  # downstream/tasks/linear.py topk_accuracy
         return ["top1", "top5"]

@@ -25,6 +25,11 @@ Top-5 (``top5_rule``): ``dino`` (default) counts a query as correct when its cla
 the first ``min(5, k)`` ranked classes, as DINO's ``eval_knn.py`` ``knn_classifier``
 (``correct.narrow(1, 0, min(5, k))``), unvoted classes included in their (lower-index-first)
 rank order; ``voted`` looks at the first five ranks but never counts a class without a vote.
+
+``buckets=long_tail`` adds, for each top-1 metric, its accuracy over the test queries of each
+class-frequency bucket of a long-tailed pretraining set, ``{metric}_many`` / ``_medium`` / ``_few``
+(:mod:`downstream.frequency_buckets`: thirds of the classes by the CIFAR-100-LT profile's rank).
+Queries are independent given the bank, so a bucket's accuracy is the same k-NN on its queries.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 
 from downstream.config import require_positive_int, require_positive_int_list
 from downstream.features import FeatureSet
+from downstream.frequency_buckets import BUCKETS, class_buckets
 from downstream.tasks import Task
 from resa_core.errors import UserError
 
@@ -43,8 +49,10 @@ SCHEMA = {
     "temperature": 0.07,  # Wu et al. 2018; DINO eval_knn.py --temperature default
     "chunk_size": 256,  # queries per similarity block (memory: chunk_size x bank size)
     "top5_rule": "dino",  # DINO eval_knn.py knn_classifier: the first min(5, k) ranks; or "voted"
+    "buckets": "none",  # long_tail: also top-1 per many/medium/few class bucket (downstream.frequency_buckets)
 }
 PROTOCOLS = ("weighted", "majority", "both")
+BUCKET_RULES = ("none", "long_tail")
 TOP5_RULES = ("dino", "voted")
 NORM_EPS = 1e-12  # as F.normalize: a zero row stays zero
 
@@ -151,12 +159,29 @@ def run(features: dict[str, FeatureSet], config: dict, seed: int) -> dict[str, f
     majority_ks = require_positive_int_list(config, "majority_ks") if majority else []
     if config["temperature"] <= 0:
         raise UserError(f"config key 'temperature' must be positive, got {config['temperature']}")
+    if config["buckets"] not in BUCKET_RULES:
+        raise UserError(f"config key 'buckets' must be one of {BUCKET_RULES}, got {config['buckets']!r}")
     train, test = features["train"], features["test"]
     num_classes = int(max(train.labels.max(), test.labels.max())) + 1
-    return knn_metrics(
-        train.features, train.labels, test.features, test.labels, num_classes, ks, config["temperature"],
-        majority_ks, chunk_size, config["top5_rule"],
-    )
+    args = (num_classes, ks, config["temperature"], majority_ks, chunk_size, config["top5_rule"])
+    metrics = knn_metrics(train.features, train.labels, test.features, test.labels, *args)
+    if config["buckets"] == "long_tail":
+        metrics |= bucket_metrics(train.features, train.labels, test.features, test.labels, *args)
+    return metrics
+
+
+def bucket_metrics(train_feats: torch.Tensor, train_labels: torch.Tensor, test_feats: torch.Tensor,
+                   test_labels: torch.Tensor, num_classes: int, *args) -> dict[str, float]:
+    """``{top1 metric}_{bucket}``: :func:`knn_metrics`' top-1 accuracies on each bucket's test queries."""
+    query_bucket = class_buckets(num_classes)[test_labels.long()]
+    out = {}
+    for index, bucket in enumerate(BUCKETS):
+        rows = query_bucket == index
+        if not rows.any():
+            raise UserError(f"buckets=long_tail: no test sample in the '{bucket}' classes")
+        part = knn_metrics(train_feats, train_labels, test_feats[rows], test_labels[rows], num_classes, *args)
+        out |= {f"{name}_{bucket}": value for name, value in part.items() if name.startswith("top1")}
+    return out
 
 
 TASK = Task("knn", SCHEMA, ("train", "test"), run)

@@ -17,6 +17,17 @@ crop's student logits at ``tau_s``; as the original's ``loss_func`` (mean over t
 crops, then the two targets averaged), which is Eq. 8 divided by 2 for two crops, and equal to
 SwAV's swapped-prediction average (:func:`pretrain.losses.swav.swapped_prediction_loss`).
 Defaults: ``tau_s`` 0.1, ``tau_t`` 0.225, ``beta`` 2/3, 30 iterations (Sec. 4.1, "Training details").
+
+Non-uniform prior (``prior`` pi, :mod:`pretrain.losses.priors`; an extension after PMSN Eq. 9,
+which swaps MSN's mean entropy for a KL to a prior): Eq. 4's marginal term ``beta sum_j wbar_j
+log wbar_j`` (minus beta times the marginal entropy, i.e. a KL to the uniform prior up to a
+constant) becomes ``beta KL(wbar || pi)``. The stationarity condition of Eq. 4 then gives Eq. 5
+with ``wbar_j`` replaced by ``wbar_j / pi_j``: ``w_ij ~ (wbar_j / pi_j)^(-beta/(1-beta))
+p_ij^(1/(1-beta))``, and the fixed point of Eq. 7 becomes ``u_j / pi_j = [1/(B pi_j) sum_i
+p_ij^(1/(1-beta)) / sum_k (u_k/pi_k)^(-beta/(1-beta)) p_ik^(1/(1-beta))]^(1-beta)`` (derivation in
+docs/priors.md). ``prior=None`` is ``pi = 1`` in these formulas: dividing by 1.0 is exact, so the
+original arithmetic is reproduced bit for bit (a constant ``pi = 1/K`` cancels in Eq. 5 as well).
+Prototypes are indexed as PMSN's ``[p_PL]_k`` (learnable, so their order is a free labelling).
 """
 
 from __future__ import annotations
@@ -43,41 +54,47 @@ def _global_sample_mean(rows: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mira_marginal(powered: torch.Tensor, beta: float, n_iters: int) -> torch.Tensor:
-    """Eq. 7 on ``powered = p^(1/(1-beta))`` (rows up to scale): the optimal marginal ``wbar*`` (K,)."""
-    u = _global_sample_mean(powered).pow(1 - beta)  # Eq. 7 once from u = 1 (train.py::mira's init)
+def mira_marginal(powered: torch.Tensor, beta: float, n_iters: int,
+                  prior: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Eq. 7 on ``powered = p^(1/(1-beta))`` (rows up to scale): the optimal marginal ``wbar*`` (K,).
+
+    Iterates ``ratio = wbar / prior`` (``prior`` 1.0: Eq. 7 itself, the module docstring's KL form otherwise).
+    """
+    ratio = (_global_sample_mean(powered) / prior).pow(1 - beta)  # Eq. 7 once from u = 1 (train.py::mira's init)
     for _ in range(n_iters):
-        weighted = powered / (u.pow(-beta / (1 - beta)) * powered).sum(dim=1, keepdim=True)
-        u = _global_sample_mean(weighted).pow(1 - beta)
-    return u
+        weighted = powered / (ratio.pow(-beta / (1 - beta)) * powered).sum(dim=1, keepdim=True)
+        ratio = (_global_sample_mean(weighted) / prior).pow(1 - beta)
+    return ratio * prior
 
 
 @torch.no_grad()
 def mira_pseudo_labels(logits: torch.Tensor, tau_t: float = TAU_T, beta: float = BETA,
-                       n_iters: int = FIXED_POINT_ITERS) -> torch.Tensor:
+                       n_iters: int = FIXED_POINT_ITERS, prior: torch.Tensor | None = None) -> torch.Tensor:
     """MIRA's assignment ``W*`` (B_local x K, rows sum to 1) for this rank's teacher ``logits``.
 
     Eq. 7 for the marginal, then Eq. 5. Runs in at least fp32 (AMP-safe; float64 stays float64).
+    ``prior`` (K masses; ``None``: uniform, the paper) as the module docstring's KL form.
     """
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"beta = {beta} must lie in [0, 1) (Proposition 1)")
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
     powered = F.softmax(logits / tau_t / (1 - beta), dim=1)  # p^(1/(1-beta)), each row rescaled
-    marginal = mira_marginal(powered, beta, n_iters)
-    unnormalised = marginal.pow(-beta / (1 - beta)) * powered  # Eq. 5's numerator
+    prior = 1.0 if prior is None else prior.to(powered)
+    marginal = mira_marginal(powered, beta, n_iters, prior)
+    unnormalised = (marginal / prior).pow(-beta / (1 - beta)) * powered  # Eq. 5's numerator
     return unnormalised / unnormalised.sum(dim=1, keepdim=True)
 
 
 def mira_loss(student_logits: Sequence[torch.Tensor], teacher_logits: Sequence[torch.Tensor],
               tau_s: float = TAU_S, tau_t: float = TAU_T, beta: float = BETA,
-              n_iters: int = FIXED_POINT_ITERS) -> torch.Tensor:
+              n_iters: int = FIXED_POINT_ITERS, prior: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 8 (averaged over the two targets): pseudo-labels of ``teacher_logits[c]`` for the large crops
     ``c`` in (0, 1), each predicted from every other crop's ``student_logits`` at ``tau_s``.
 
     ``student_logits``: one (B x K) tensor per crop, large crops first; ``teacher_logits``: the
     two large crops' (B x K) logits (no gradient flows into the pseudo-labels).
     """
-    targets = [mira_pseudo_labels(teacher_logits[c].detach(), tau_t, beta, n_iters) for c in CROPS_FOR_ASSIGN]
+    targets = [mira_pseudo_labels(teacher_logits[c].detach(), tau_t, beta, n_iters, prior) for c in CROPS_FOR_ASSIGN]
     targets = [t.to(student_logits[0].dtype) for t in targets]
     return swapped_prediction_loss(student_logits, targets, CROPS_FOR_ASSIGN, tau_s)

@@ -8,6 +8,19 @@ Section 4.1 Eq. 2 and the PyTorch-style pseudo-code of Appendix B.2. Two notes o
 * B.2's ``cross_entropy`` takes ``mean`` over all m x m entries, which is Eq. 2 divided by m.
   We use Eq. 2's per-sample scale (sum over j, mean over i), as the authors' released code
   does (``torch.sum(q * log_softmax(s), dim=-1).mean()``).
+
+Non-uniform prior (``prior``, :mod:`pretrain.losses.priors`; an extension, no paper does it for
+ReSA): the assignment ``A`` (rows: samples, each summing to 1) has its *column* marginal set to
+uniform by the Sinkhorn, every target sample receiving the same total mass, as SwAV's prototypes
+(the authors' ``sinkhorn_knopp`` treats the gathered targets as prototypes). That column
+marginal is the cluster-size prior PMSN describes, and it is the one ``prior`` replaces; the row
+marginal stays uniform (each row is a distribution). Batch positions have no identity, so a
+power law indexed by position would be arbitrary: the prior's masses are placed by rank of each
+target's affinity mass ``sum_i exp(S_ij / eps)`` (:func:`pretrain.losses.priors.rank_ordered`),
+the target in the densest neighbourhood (a head-class sample on long-tailed data) receiving the
+largest share. The motivation is ReSA Appendix C.3 / Figure 12: on CIFAR-100-LT (imbalance 1/20)
+ReSA under the uniform marginal learns more slowly early on, which the paper attributes to
+"noisy initial clusters"; a batch from long-tailed data does not admit a balanced partition.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pretrain.losses.priors import rank_ordered
 from pretrain.precision import at_least_float32
 
 
@@ -24,19 +38,23 @@ def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sinkhorn(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) -> torch.Tensor:
+def sinkhorn(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3,
+             prior: torch.Tensor | None = None) -> torch.Tensor:
     """Doubly-stochastic assignment from a square score matrix (B.2 ``sinkhorn``), rows sum to 1.
 
     Runs in at least fp32 whatever the input dtype (AMP-safe); the max is subtracted before ``exp``,
-    which the normalisations cancel exactly, so large ``scores/eps`` cannot overflow.
+    which the normalisations cancel exactly, so large ``scores/eps`` cannot overflow. ``prior``
+    (``m`` masses summing to 1; ``None``: uniform, B.2 exactly) is the target column marginal,
+    placed by rank of the targets' affinity mass (module docstring): ``A.sum(0) / m`` approaches it.
     """
     scores = at_least_float32(scores)
     q = torch.exp((scores - scores.max()) / eps).T
     q /= q.sum()
     m = q.shape[0]
     c = torch.full((m,), 1.0 / m, dtype=q.dtype, device=q.device)
+    targets = c if prior is None else rank_ordered(prior, q.sum(dim=1))
     for _ in range(n_iters):
-        q *= (c / q.sum(dim=1)).unsqueeze(1)
+        q *= (targets / q.sum(dim=1)).unsqueeze(1)
         q *= (c / q.sum(dim=0)).unsqueeze(0)
     return (q / q.sum(dim=0, keepdim=True)).T
 
@@ -68,14 +86,17 @@ def resa_loss(
 
 
 @torch.no_grad()
-def sinkhorn_distributed(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) -> torch.Tensor:
+def sinkhorn_distributed(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3,
+                         prior: torch.Tensor | None = None) -> torch.Tensor:
     """Sinkhorn over a rank-sharded ``(B_local, B_global)`` score matrix; rows sum to 1.
 
     The authors' released ``sinkhorn_knopp`` (winci-ai/resa ``method/base.py``, SwAV's
     distributed version): the global-batch columns play SwAV's prototypes; the total and the
     per-column sums over samples are all-reduced across ranks, the per-sample normalisation is
     local. Runs in at least fp32; the all-reduced max is subtracted before ``exp`` (cancelled exactly by
-    the normalisations). With one rank and a square matrix it equals :func:`sinkhorn`.
+    the normalisations). With one rank and a square matrix it equals :func:`sinkhorn`. ``prior``
+    (``B_global`` masses; ``None``: uniform, the released code) replaces the targets' ``1/B_global``,
+    ranked by their all-reduced affinity mass, so every rank places it identically.
     """
     from pretrain.distributed import all_reduce_sum, world_size
 
@@ -86,9 +107,14 @@ def sinkhorn_distributed(scores: torch.Tensor, eps: float = 0.05, n_iters: int =
     q = torch.exp((scores - peak) / eps).T  # (B_global "prototypes", B_local samples)
     n_targets, n_samples = q.shape[0], q.shape[1] * world_size()
     q /= all_reduce_sum(q.sum())
+    if prior is not None:
+        prior = rank_ordered(prior, all_reduce_sum(q.sum(dim=1))).unsqueeze(1)
     for _ in range(n_iters):
         q /= all_reduce_sum(q.sum(dim=1, keepdim=True))
-        q /= n_targets
+        if prior is None:
+            q /= n_targets
+        else:
+            q *= prior
         q /= q.sum(dim=0, keepdim=True)
         q /= n_samples
     return (q * n_samples).T

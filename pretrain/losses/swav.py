@@ -6,6 +6,12 @@ and the loss of ``train``: for each crop used for assignment, the codes ``q`` (o
 computed with the queue's scores in front, then cut to the batch) are predicted from every
 *other* crop's prototype scores at temperature 0.1 (``--temperature``), averaged over
 crops. solo-learn's ``solo/losses/swav.py`` ``swav_loss_func`` computes the same average.
+
+Non-uniform prior (``prior``, :mod:`pretrain.losses.priors`; an extension after PMSN Section 5):
+the Sinkhorn's equipartition gives each prototype a total mass of ``1/K`` over the batch, the
+codes' *column* marginal. ``prior`` replaces that ``1/K`` by ``prior[k]`` (prototype ``k``,
+in index order: the prototypes are learnable, so their order is a free labelling, as PMSN's
+``[p_PL]_k``); the per-sample row marginal stays ``1/B`` (every code row is a distribution).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from pretrain import distributed
 
 
 @torch.no_grad()
-def sinkhorn_codes(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) -> torch.Tensor:
+def sinkhorn_codes(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3,
+                   prior: torch.Tensor | None = None) -> torch.Tensor:
     """``distributed_sinkhorn``: codes for this rank's ``(B_local, K)`` prototype scores; rows sum to 1.
 
     The total and the per-prototype sums are all-reduced over ranks, so N ranks produce exactly
     the rows of the single-process codes of the concatenated batch. Runs in at least fp32
     (AMP-safe; float64 stays float64); the all-reduced maximum is subtracted before ``exp``
     (cancelled exactly by the first normalisation), so no overflow whatever ``scores / eps`` is.
+    ``prior`` (``K`` masses summing to 1; ``None``: uniform, the original) is the prototype marginal.
     """
     if scores.dtype in (torch.float16, torch.bfloat16):
         scores = scores.float()
@@ -35,9 +43,14 @@ def sinkhorn_codes(scores: torch.Tensor, eps: float = 0.05, n_iters: int = 3) ->
     q = torch.exp((scores - peak) / eps).T  # K x B, as the paper's notation
     n_samples, n_prototypes = q.shape[1] * distributed.world_size(), q.shape[0]
     q /= distributed.all_reduce_sum(q.sum())
+    if prior is not None:
+        prior = prior.to(q).unsqueeze(1)
     for _ in range(n_iters):
-        q /= distributed.all_reduce_sum(q.sum(dim=1, keepdim=True))  # each prototype: total 1/K
-        q /= n_prototypes
+        q /= distributed.all_reduce_sum(q.sum(dim=1, keepdim=True))  # each prototype: total 1/K (or prior[k])
+        if prior is None:
+            q /= n_prototypes
+        else:
+            q *= prior
         q /= q.sum(dim=0, keepdim=True)  # each sample: total 1/B
         q /= n_samples
     return (q * n_samples).T

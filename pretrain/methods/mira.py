@@ -31,6 +31,7 @@ from torch import nn
 
 from pretrain.heads import linear_mlp
 from pretrain.losses.mira import mira_loss
+from pretrain.losses.priors import PRIOR_DEFAULTS, check_prior_config, prior_from_config
 from pretrain.methods import register_method
 from pretrain.methods.base import Method
 from pretrain.methods.dino import L2Norm, NormedLinear
@@ -43,7 +44,8 @@ class MIRA(Method):
     # train.py defaults: --freeze-head-epochs 1, --beta-initial 0.75 (not in the paper: off by default)
     loss_defaults = {"num_prototypes": 3000, "student_temperature": 0.1, "teacher_temperature": 0.225,
                      "beta": 2.0 / 3.0, "beta_initial": 2.0 / 3.0, "fixed_point_iters": 30,
-                     "freeze_prototypes_epochs": 1}
+                     "freeze_prototypes_epochs": 1,
+                     **PRIOR_DEFAULTS}  # Eq. 4's marginal term as a KL to this prior (pretrain.losses.mira)
     default_views = "asymmetric"  # Sec. 4.1: the augmentations of DINO (Caron et al. [9]), BYOL's asymmetric pair
     supports_multicrop = True
     momentum_pairs = (("encoder", "momentum_encoder"), ("projector", "momentum_projector"))
@@ -51,6 +53,7 @@ class MIRA(Method):
     @classmethod
     def check_config(cls, config: dict, source: str) -> None:
         cfg = config["loss"]
+        check_prior_config(cfg, source)
         for key in ("beta", "beta_initial"):
             if not 0.0 <= cfg[key] < 1.0:
                 raise UserError(f"{source}: loss.{key} = {cfg[key]} must lie in [0, 1) (MIRA Proposition 1)")
@@ -66,6 +69,7 @@ class MIRA(Method):
                                     model_cfg["projector_out_dim"], 3, hidden_bn=True, bias=False)
         self.prototypes = nn.Sequential(L2Norm(), NormedLinear(model_cfg["projector_out_dim"],
                                                                self.loss_cfg["num_prototypes"], freeze_norm=True))
+        self.prior = prior_from_config(self.loss_cfg, self.loss_cfg["num_prototypes"])  # None: uniform (the paper)
         self.setup_momentum(config)
         self.register_buffer("progress", torch.zeros((), dtype=torch.float64))  # run progress for beta, checkpointed
 
@@ -80,7 +84,7 @@ class MIRA(Method):
         with torch.no_grad():
             teacher = [self.prototypes(self.momentum_projector(self.momentum_encoder(v))) for v in views[:2]]
         loss = mira_loss(student, teacher, cfg["student_temperature"], cfg["teacher_temperature"], beta,
-                         cfg["fixed_point_iters"])
+                         cfg["fixed_point_iters"], self.prior)
         return loss, {"beta": beta}
 
     def before_optimizer_step(self) -> None:

@@ -29,7 +29,8 @@ autocast, as in the authors' code, where ``Q = torch.exp(scores / temp)`` (winci
 
 ``assignment_source: embedding`` computes A from the embeddings instead (Figure 10 ablation).
 Momentum 0.996 -> 1 on a per-step cosine schedule, τ = 0.4, Sinkhorn ε = 0.05 and 3 iterations
-are the B.2 defaults.
+are the B.2 defaults. ``loss.prior`` / ``loss.prior_tau`` (default uniform, B.2 exactly): a power-law
+column marginal for long-tailed data (:mod:`pretrain.losses.priors`, docs/priors.md).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from torch import nn
 from pretrain import distributed
 from pretrain.heads import build_predictor, build_projector
 from pretrain.losses import cosine_similarity_matrix, resa_loss, row_cross_entropy, sinkhorn, sinkhorn_distributed
+from pretrain.losses.priors import PRIOR_DEFAULTS, check_prior_config, prior_from_config
 from pretrain.methods import register_method
 from pretrain.methods.base import Method
 from pretrain.precision import at_least_float32
@@ -51,12 +53,14 @@ from resa_core.errors import UserError
 class ReSA(Method):
     # B.2 "Universal settings": τ 0.4, Sinkhorn ε 0.05 x 3 iterations; A from the encodings.
     loss_defaults = {"temperature": 0.4, "sinkhorn_eps": 0.05, "sinkhorn_iters": 3,
-                     "assignment_source": "encoding"}  # or "embedding" (paper Figure 10)
+                     "assignment_source": "encoding",  # or "embedding" (paper Figure 10)
+                     **PRIOR_DEFAULTS}  # the Sinkhorn's column marginal (pretrain.losses.resa, docs/priors.md)
     default_views = "weak_standard"  # Section 4.3: A from the weak view, Eq. 2 on (weak, standard)
     supports_multicrop = True  # official variant only (check_config)
 
     @classmethod
     def check_config(cls, config: dict, source: str) -> None:
+        check_prior_config(config["loss"], source)
         if config["loss"]["assignment_source"] not in ("encoding", "embedding"):
             raise UserError(f"{source}: loss.assignment_source = {config['loss']['assignment_source']!r}; "
                             "expected one of ('encoding', 'embedding')")
@@ -78,6 +82,7 @@ class ReSA(Method):
         self.sinkhorn_eps = loss_cfg["sinkhorn_eps"]
         self.sinkhorn_iters = loss_cfg["sinkhorn_iters"]
         self.assignment_source = loss_cfg["assignment_source"]
+        self.prior_cfg = {key: loss_cfg.get(key, default) for key, default in PRIOR_DEFAULTS.items()}
         self.use_momentum = model_cfg["momentum_encoder"]
         if self.variant == "official" and not self.use_momentum:
             raise UserError("variant 'official' needs model.momentum_encoder=true (the released code's "
@@ -99,9 +104,10 @@ class ReSA(Method):
         device_type = source.device.type
         with torch.no_grad(), torch.autocast(device_type, enabled=False):
             scores = cosine_similarity_matrix(at_least_float32(source), at_least_float32(target))
+            prior = prior_from_config(self.prior_cfg, scores.shape[1])  # over the (global) target columns
             if self.variant == "official":
-                return sinkhorn_distributed(scores, self.sinkhorn_eps, self.sinkhorn_iters)
-            return sinkhorn(scores, self.sinkhorn_eps, self.sinkhorn_iters)
+                return sinkhorn_distributed(scores, self.sinkhorn_eps, self.sinkhorn_iters, prior)
+            return sinkhorn(scores, self.sinkhorn_eps, self.sinkhorn_iters, prior)
 
     def forward(self, weak: torch.Tensor, standard: torch.Tensor, *small: torch.Tensor) -> tuple[torch.Tensor, dict]:
         if self.variant == "official":

@@ -30,6 +30,7 @@ from torch import nn
 
 from pretrain import distributed
 from pretrain.heads import linear_mlp
+from pretrain.losses.priors import PRIOR_DEFAULTS, check_prior_config, prior_from_config
 from pretrain.losses.swav import sinkhorn_codes, swapped_prediction_loss
 from pretrain.methods import register_method
 from pretrain.methods.base import Method
@@ -43,12 +44,14 @@ class SwAV(Method):
     # main_swav.py defaults (--temperature 0.1, --epsilon 0.05, --sinkhorn_iterations 3, --nmb_prototypes 3000,
     # --queue_length 0, --epoch_queue_starts 15); freeze 1 epoch: solo-learn solo/methods/swav.py default
     loss_defaults = {"temperature": 0.1, "sinkhorn_eps": 0.05, "sinkhorn_iters": 3, "num_prototypes": 3000,
-                     "queue_size": 0, "epoch_queue_starts": 15, "freeze_prototypes_epochs": 1}
+                     "queue_size": 0, "epoch_queue_starts": 15, "freeze_prototypes_epochs": 1,
+                     **PRIOR_DEFAULTS}  # the codes' prototype marginal (pretrain.losses.swav, docs/priors.md)
     default_views = "symmetric"
     supports_multicrop = True
 
     @classmethod
     def check_config(cls, config: dict, source: str) -> None:
+        check_prior_config(config["loss"], source)
         queue, batch = config["loss"]["queue_size"], config["optim"]["batch_size"]
         if queue < 0 or queue % batch:
             raise UserError(f"{source}: loss.queue_size = {queue} must be 0 or a multiple of "
@@ -64,6 +67,7 @@ class SwAV(Method):
         self.prototypes = nn.Linear(out_dim, loss_cfg["num_prototypes"], bias=False)
         self.normalize_prototypes()
         self.loss_cfg = dict(loss_cfg)
+        self.prior = prior_from_config(loss_cfg, loss_cfg["num_prototypes"])  # None: uniform (the original)
         local_queue = loss_cfg["queue_size"] // distributed.world_size()
         self.register_buffer("queue", torch.zeros(len(CROPS_FOR_ASSIGN), local_queue, out_dim))
         self.register_buffer("queue_rows", torch.zeros((), dtype=torch.long))  # rows filled so far
@@ -88,7 +92,7 @@ class SwAV(Method):
                 if use_queue:
                     queue_scores = self.queue[i] @ self.prototypes.weight.detach().T
                     out = torch.cat((queue_scores.to(out.dtype), out))
-                codes.append(sinkhorn_codes(out, cfg["sinkhorn_eps"], cfg["sinkhorn_iters"])[-batch:])
+                codes.append(sinkhorn_codes(out, cfg["sinkhorn_eps"], cfg["sinkhorn_iters"], self.prior)[-batch:])
         self._pending = torch.stack([z[c].detach() for c in CROPS_FOR_ASSIGN]) if self.queue_active() else None
         loss = swapped_prediction_loss(scores, codes, CROPS_FOR_ASSIGN, cfg["temperature"])
         return loss, {"queue_used": float(use_queue)} if self.queue.shape[1] else {}
