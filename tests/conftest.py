@@ -26,6 +26,11 @@ def require(module: str, how_to_install: str):
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def repo_path(relative: str) -> str:
+    """The absolute path of a file shipped in the repository, so a test runs from any directory."""
+    return os.path.join(REPO_ROOT, relative)
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster() -> str:
     """A real one-node SLURM cluster on localhost, brought up by ``scripts/slurm_cluster.sh up``.

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO_ROOT, repo_path
 
 from results.layout import load_layout
 
@@ -19,16 +20,16 @@ FINETUNE_TASKS = ("fmnist_scenes_mask_rcnn_r18_fpn", "fmnist_scenes_fcn_r18_d8")
 
 
 def run_pipeline(path, *overrides, timeout=600, env=None):
-    return subprocess.run([sys.executable, "-m", "slurm", "run", str(path), *overrides],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "-m", "slurm", "run", str(path), *overrides], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)  # stage args are repo-relative
 
 
 @pytest.mark.slow
 def test_shrunken_demo_produces_every_stage_output_and_a_full_table(tmp_path):
     run_dir, datasets = tmp_path / "demo", tmp_path / "datasets"
     env = {**os.environ, "DETECTRON2_DATASETS": str(datasets)}  # where the pipeline's scenes go (vars.datasets)
-    result = run_pipeline("configs/pipelines/demo.yaml", f"run_dir={run_dir}", f"vars.datasets={datasets}", *SHRINK,
-                          timeout=1500, env=env)
+    result = run_pipeline(repo_path("configs/pipelines/demo.yaml"), f"run_dir={run_dir}", f"vars.datasets={datasets}",
+                          *SHRINK, timeout=1500, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     for method in ("resa", "infonce"):

@@ -51,11 +51,7 @@ def test_mask_rcnn_r18_fpn_box_and_mask_ap_rise_above_their_value_at_init(world,
     from downstream.scenes.detectron2_sets import dataset_name
 
     monkeypatch.setenv("DETECTRON2_DATASETS", str(world / "datasets"))
-    names = [dataset_name(split) for split in ("train", "val")]
-    for name in names:  # registered under another root by an earlier test
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
+    names = [dataset_name(split) for split in ("train", "val")]  # check_datasets registers them under this root
     iters = 60
     overrides = [f"INPUT.MIN_SIZE_TRAIN=({SIZE},)", f"INPUT.MAX_SIZE_TRAIN={SIZE}", f"INPUT.MIN_SIZE_TEST={SIZE}",
                  f"INPUT.MAX_SIZE_TEST={SIZE}", "SOLVER.IMS_PER_BATCH=4", f"SOLVER.MAX_ITER={iters}",

@@ -127,20 +127,27 @@ def test_bad_overrides_are_one_line_errors(overrides, message):
 
 
 def test_missing_split_names_the_path_and_layout(tmp_path, monkeypatch):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances, register_pascal_voc
 
     from downstream.detection.datasets import check_datasets
 
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
-    register_pascal_voc("test_detection_voc", str(tmp_path / "VOC2007"), "trainval", 2007)
-    with pytest.raises(UserError, match=r"test_detection_voc: missing .*VOC2007/Annotations.*ImageSets/Main/"
-                                        r"trainval.txt under \$DETECTRON2_DATASETS=.* \(or VOCdevkit/VOC2007/"):
-        check_datasets(["test_detection_voc"])
-    register_coco_instances("test_detection_coco", {}, str(tmp_path / "a.json"), str(tmp_path / "images"))
-    with pytest.raises(UserError, match=r"missing .*a.json, .*images; Detectron2 expects"):
-        check_datasets(["test_detection_coco"])
-    with pytest.raises(UserError, match="not registered"):
-        check_datasets(["no_such_set"])
+    try:  # Detectron2's catalogs are process-wide: unregistered afterwards, so the test can run again
+        register_pascal_voc("test_detection_voc", str(tmp_path / "VOC2007"), "trainval", 2007)
+        with pytest.raises(UserError, match=r"test_detection_voc: missing .*VOC2007/Annotations.*ImageSets/Main/"
+                                            r"trainval.txt under \$DETECTRON2_DATASETS=.* \(or VOCdevkit/VOC2007/"):
+            check_datasets(["test_detection_voc"])
+        register_coco_instances("test_detection_coco", {}, str(tmp_path / "a.json"), str(tmp_path / "images"))
+        with pytest.raises(UserError, match=r"missing .*a.json, .*images; Detectron2 expects"):
+            check_datasets(["test_detection_coco"])
+        with pytest.raises(UserError, match="not registered"):
+            check_datasets(["no_such_set"])
+    finally:
+        for name in ("test_detection_voc", "test_detection_coco"):
+            if name in DatasetCatalog.list():
+                DatasetCatalog.remove(name)
+                MetadataCatalog.remove(name)
 
 
 @pytest.fixture

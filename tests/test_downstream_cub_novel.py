@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import repo_path
 from test_downstream_layouts import write_cub
 
 from downstream.cli import main
@@ -56,6 +57,6 @@ def test_fewshot_cli_and_dsa_table_use_the_novel_split(cub2011, tmp_path):
     assert info.value.code == 0
     (path,) = (tmp_path / "records" / "fewshot" / "cub200_novel").rglob("seed0.json")
     assert json.loads(path.read_text())["status"] == "ok"
-    layout = load_layout("results/tables/dsa_table6.yaml")
+    layout = load_layout(repo_path("results/tables/dsa_table6.yaml"))
     cub = [column for column in layout.columns if column.label.startswith("CUB200")]
     assert len(cub) == 2 and {column.dataset for column in cub} == {"cub200_novel"}

@@ -95,7 +95,7 @@ def test_objects_come_from_the_split_of_their_scenes(scenes):
         assert len(set(labels.tolist())) >= 4
 
 
-def test_pycocotools_and_detectron2_read_the_coco_files(scenes, monkeypatch):
+def test_pycocotools_and_detectron2_read_the_coco_files(scenes, tmp_path):
     from pycocotools.coco import COCO
 
     json_file, _ = coco_splits(scenes)["val"]
@@ -107,12 +107,11 @@ def test_pycocotools_and_detectron2_read_the_coco_files(scenes, monkeypatch):
     from downstream.scenes.detectron2_sets import dataset_name, register_scenes
 
     names = [dataset_name(split) for split in SOURCE_SPLIT]
-    for name in names:  # a registration from another test's root must not shadow this one
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
-    register_scenes(scenes.parent)
     try:
+        register_scenes(tmp_path / "earlier_root")  # an earlier run in this process, another root
+        register_scenes(scenes.parent)  # must replace it: a second registration is neither an error nor stale
+        register_scenes(scenes.parent)  # and the same root again changes nothing
+        assert MetadataCatalog.get(dataset_name("val")).json_file == str(json_file)
         dicts = DatasetCatalog.get(dataset_name("val"))
         assert len(dicts) == VAL
         assert sum(len(d["annotations"]) for d in dicts) == len(coco.getAnnIds())

@@ -8,13 +8,14 @@ the engine on real Fashion-MNIST exports ``momentum_encoder`` and is accepted by
 
 import pytest
 import torch
+from conftest import repo_path
 
 from converters.cli import main as converters_main
 from pretrain.config import resolve
 from pretrain.engine import build_model, train
 from resa_core.errors import run_cli
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 TINY = ["method=mira", "model.projector_hidden_dim=64", "model.projector_out_dim=32", "loss.num_prototypes=20"]
 
 

@@ -5,6 +5,7 @@ Kept in ``configs/pretrain/mira/`` (as ``baselines/``): ``configs/pretrain/*.yam
 """
 
 import pytest
+from conftest import repo_path
 
 from pretrain.config import resolve
 
@@ -37,10 +38,10 @@ def lookup(config, path):
 
 
 @pytest.mark.parametrize(("preset", "expected"), [
-    ("configs/pretrain/mira/mira_imagenet_resnet50.yaml", {**PAPER, **IMAGENET}),
-    ("configs/pretrain/mira/mira_cifar10_resnet18.yaml", {**PAPER, **CIFAR}),
-    ("configs/pretrain/mira/mira_cifar100_resnet18.yaml", {**PAPER, **CIFAR100}),
-    ("configs/pretrain/mira/mira_imagenet100_resnet18.yaml", {**PAPER, **IMAGENET100}),
+    (repo_path("configs/pretrain/mira/mira_imagenet_resnet50.yaml"), {**PAPER, **IMAGENET}),
+    (repo_path("configs/pretrain/mira/mira_cifar10_resnet18.yaml"), {**PAPER, **CIFAR}),
+    (repo_path("configs/pretrain/mira/mira_cifar100_resnet18.yaml"), {**PAPER, **CIFAR100}),
+    (repo_path("configs/pretrain/mira/mira_imagenet100_resnet18.yaml"), {**PAPER, **IMAGENET100}),
 ])
 def test_preset_values_are_the_papers(preset, expected):
     config = resolve(preset, [])

@@ -4,11 +4,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO_ROOT, repo_path
 
 from resa_core.errors import UserError
 from slurm.pipeline import load_pipeline
 
-DEMO = "configs/pipelines/demo.yaml"
+DEMO = repo_path("configs/pipelines/demo.yaml")
 
 
 def test_demo_expands_into_stages_with_matched_dependencies():
@@ -49,7 +50,7 @@ def test_a_stage_naming_an_unknown_variable_is_an_error(tmp_path):
 
 def test_dry_run_prints_the_graph_and_submits_nothing(tmp_path):
     result = subprocess.run([sys.executable, "-m", "slurm", "run", DEMO, "--dry-run", "--executor", "slurm",
-                             f"run_dir={tmp_path}/run"], capture_output=True, text=True, timeout=120)
+                             f"run_dir={tmp_path}/run"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "executor slurm" in result.stdout and "- tables [tables] after: knn-resa" in result.stdout
     assert "python -m converters" in result.stdout and "cpus=1 mem=8G" in result.stdout

@@ -5,13 +5,14 @@ import sys
 
 import pytest
 import torch
+from conftest import repo_path
 
 from pretrain.checkpoint import checkpoint_path
 from pretrain.config import resolve
 from pretrain.engine import NonFiniteLoss, Unfinished, train
 from resa_core.errors import UserError
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 TINY = ["data.train_size=64", "optim.batch_size=16", "epochs=2", "optim.warmup_epochs=1",
         "model.projector_hidden_dim=64", "model.projector_out_dim=32", "run.log_every_steps=1"]
 

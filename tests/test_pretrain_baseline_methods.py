@@ -23,8 +23,8 @@ from pretrain.config import resolve
 from pretrain.engine import build_model, train
 from resa_core.errors import run_cli
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
 ROOT = str(Path(__file__).resolve().parents[1])
+DEMO = os.path.join(ROOT, "configs/pretrain/demo_fmnist_resa.yaml")
 HEADS = ["model.projector_hidden_dim=32", "model.projector_out_dim=16", "model.predictor_hidden_dim=16"]
 EXTRA = {"mocov2plus": ["loss.queue_size=16"], "dino": ["loss.num_prototypes=32"]}
 METHODS = ["simclr", "mocov2plus", "mocov3", "byol", "simsiam", "dino"]

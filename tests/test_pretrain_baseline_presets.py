@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import repo_path
 
 from pretrain.config import resolve
 from pretrain.data.views import view_list
 from pretrain.engine import build_model
 from pretrain.optim import build_optimizer, schedule
 
-PRESETS = Path("configs/pretrain/baselines")
+PRESETS = Path(repo_path("configs/pretrain/baselines"))
 LARS = ("lars", 0.02, True, True)  # name, eta, clip_lr, exclude_bias_n_norm
 SGD = ("sgd",)
 # method: {kind: (optimizer, base lr, wd, projector hidden/out, predictor hidden, momentum base/final, loss, augs)}

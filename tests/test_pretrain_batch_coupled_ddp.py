@@ -20,8 +20,8 @@ import torch
 from pretrain.config import resolve
 from pretrain.engine import build_model
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
 ROOT = str(Path(__file__).resolve().parents[1])
+DEMO = os.path.join(ROOT, "configs/pretrain/demo_fmnist_resa.yaml")
 GLOBAL, SIZE = 16, 8
 HEADS = ["model.projector_hidden_dim=32", "model.projector_out_dim=16"]
 OVERRIDES = {

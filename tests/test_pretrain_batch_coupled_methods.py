@@ -7,13 +7,14 @@ frozen prototypes and queue, and the whitening methods' step-seeded draws, are c
 
 import pytest
 import torch
+from conftest import repo_path
 
 from converters.cli import main as converters_main
 from pretrain.config import resolve
 from pretrain.engine import build_model, train
 from resa_core.errors import run_cli
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 HEADS = ["model.projector_hidden_dim=64", "model.projector_out_dim=32"]
 # Per method: the tiny sizes its loss needs (W-MSE: sub-batch > embedding dim; CW-RGP channel
 # whitening: sub-batch < channels per group, so the sub-batch Gram is full rank).

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import repo_path
 
 from pretrain.config import resolve
 from pretrain.data.views import view_list
 from pretrain.engine import build_model
 from pretrain.optim import build_optimizer, schedule
 
-PRESETS = Path("configs/pretrain/baselines")
+PRESETS = Path(repo_path("configs/pretrain/baselines"))
 DATASETS = ("cifar10", "cifar100", "imagenet100")
 LARS = ("lars", 0.02, True, True)  # name, eta, clip_lr, exclude_bias_n_norm (optimizer.kwargs)
 # kind -> (optimizer, batch, base lr, wd, (hidden, out), loss values, warm-up (epochs, start lr, end lr / peak))

@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from conftest import repo_path
 
 from pretrain.config import resolve
 from pretrain.data.cifar_lt import images_per_class, long_tail_indices
@@ -14,7 +15,7 @@ from pretrain.methods import build_method
 from pretrain.models import build_backbone
 from pretrain.monitor import clustering_metrics, weighted_knn
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 TINY = ["data.train_size=32", "optim.batch_size=8", "epochs=1", "optim.warmup_epochs=1",
         "model.projector_hidden_dim=32", "model.projector_out_dim=16", "run.log_every_steps=1", "run.num_threads=1"]
 
@@ -41,7 +42,7 @@ def _write_cifar10(root, per_split=24):
 
 def test_cifar10_in_its_torchvision_layout_trains_through_the_loader_path_with_monitoring(tmp_path):
     _write_cifar10(tmp_path / "cifar")
-    config = resolve("configs/pretrain/cifar10_resnet18.yaml", [
+    config = resolve(repo_path("configs/pretrain/cifar10_resnet18.yaml"), [
         *TINY, "arch=resnet18", "data.train_size=0", "data.num_workers=0", f"data.root={tmp_path / 'cifar'}",
         f"output_dir={tmp_path / 'run'}", "monitor.every_epochs=1", "monitor.train_size=20", "monitor.eval_size=20"])
     train(config)
@@ -56,7 +57,8 @@ def test_cifar10_in_its_torchvision_layout_trains_through_the_loader_path_with_m
 def test_missing_cifar_root_names_the_expected_layout(tmp_path):
     from resa_core.errors import UserError
 
-    config = resolve("configs/pretrain/cifar10_resnet18.yaml", [f"data.root={tmp_path}", f"output_dir={tmp_path}"])
+    config = resolve(repo_path("configs/pretrain/cifar10_resnet18.yaml"),
+                     [f"data.root={tmp_path}", f"output_dir={tmp_path}"])
     with pytest.raises(UserError, match="cifar-10-batches-py"):
         Trainer(config)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import repo_path
 from torch import nn
 
 from pretrain.config import resolve
@@ -17,7 +18,7 @@ from pretrain.data.views import view_list
 from pretrain.engine import build_model
 from pretrain.heads import build_predictor, build_projector
 
-PRESETS = Path("configs/pretrain")
+PRESETS = Path(repo_path("configs/pretrain"))
 TINY = ["model.projector_hidden_dim=32", "model.projector_out_dim=16"]
 
 
@@ -71,7 +72,7 @@ def test_the_assignment_reaches_the_loss_in_fp32_under_bf16_autocast(monkeypatch
         return original(*args)
 
     monkeypatch.setattr(resa, loss_name, spy)
-    model = build_model(resolve("configs/pretrain/demo_fmnist_resa.yaml", [*TINY, f"variant={variant}"]),
+    model = build_model(resolve(repo_path("configs/pretrain/demo_fmnist_resa.yaml"), [*TINY, f"variant={variant}"]),
                         torch.device("cpu"))
     views = torch.rand(2, 16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.autocast("cpu", dtype=torch.bfloat16):

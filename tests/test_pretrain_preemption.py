@@ -3,48 +3,62 @@
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import submitit
 import torch
+from conftest import repo_path
 
 from pretrain import preemption
 from pretrain.checkpoint import checkpoint_path
 from pretrain.config import resolve
 from pretrain.engine import EXIT_UNFINISHED, Trainer, train
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 TINY = ["data.train_size=48", "optim.batch_size=8", "epochs=2", "optim.warmup_epochs=1", "data.num_workers=2",
         "model.projector_hidden_dim=32", "model.projector_out_dim=16", "run.log_every_steps=1",
         "run.deterministic=true", "run.num_threads=1"]
 
 
-def cli(output_dir):
-    return subprocess.Popen([sys.executable, "-m", "pretrain", DEMO, *TINY, f"output_dir={output_dir}"],
+# ``python -m pretrain`` whose process sends itself SIGUSR2 in the middle of step SIGNAL_STEP (between
+# the forward pass and the commit, with the two data-loader workers running): a deterministic point
+# instead of polling the metrics file from outside and signalling whenever the poll notices.
+SIGNAL_STEP = 2
+SIGNALLED_CLI = f"""
+import os, signal, sys
+from pretrain import engine
+from pretrain.cli import main
+from resa_core.errors import run_cli
+
+real = engine.Trainer._mean_over_ranks
+
+def signal_mid_step(self, loss):
+    if self.step == {SIGNAL_STEP}:
+        os.kill(os.getpid(), signal.SIGUSR2)
+    return real(self, loss)
+
+engine.Trainer._mean_over_ranks = signal_mid_step
+sys.argv[0] = "python -m pretrain"
+run_cli(main)
+"""
+
+
+def cli(output_dir, signalled=False):
+    entry = ["-c", SIGNALLED_CLI] if signalled else ["-m", "pretrain"]
+    return subprocess.Popen([sys.executable, *entry, DEMO, *TINY, f"output_dir={output_dir}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_step(metrics, step, process, timeout=400):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and sum('"loss"' in line for line in metrics.read_text().splitlines()) >= step:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"run did not reach step {step}: {process.poll()}")
 
 
 @pytest.mark.slow
 def test_signal_mid_epoch_then_resume_equals_an_uninterrupted_run_with_two_workers(tmp_path):
     interrupted = tmp_path / "interrupted"
-    process = cli(interrupted)
-    wait_for_step(interrupted / "metrics.jsonl", 2, process)
-    process.send_signal(signal.SIGUSR2)
+    process = cli(interrupted, signalled=True)
     _, stderr = process.communicate(timeout=400)
     assert process.returncode == EXIT_UNFINISHED, stderr[-2000:]
-    assert "stopped by SIGUSR2" in stderr
+    # the step in flight commits, then the run stops at that boundary: 3 of 12 steps, 3 of 6 in epoch 0
+    assert f"stopped by SIGUSR2 at step {SIGNAL_STEP + 1}" in stderr
     state = torch.load(checkpoint_path(interrupted), weights_only=True)
-    assert 2 <= state["global_step"] < 12 and state["train_state"]["sampler"]["position"] == state["global_step"] % 6
+    assert (state["global_step"], state["epoch"], state["train_state"]["sampler"]["position"]) == (3, 0, 3)
 
     resumed = cli(interrupted)
     _, stderr = resumed.communicate(timeout=600)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import repo_path
 from torch import nn
 
 from pretrain.config import resolve
@@ -13,7 +14,7 @@ from pretrain.optim import schedule
 from pretrain.schedules import peak_lr
 from pretrain.vit_init import mocov3_init, sincos_position_embedding
 
-PRESETS = Path("configs/pretrain")
+PRESETS = Path(repo_path("configs/pretrain"))
 # Table 8 (ReSA paper, Appendix B.2): dataset, arch, predictor, optimizer, batch, base lr, wd, warm-up epochs;
 # epochs from Table 1 (CIFAR 1000, ImageNet-100 400), Table 2/3 and B.2 (800 epochs: base lr 0.4).
 TABLE8 = {

@@ -8,12 +8,13 @@ main.py; vicreg main_vicreg.py; dino README (ResNet-50 command) + main_dino.py.
 from pathlib import Path
 
 import pytest
+from conftest import repo_path
 
 from pretrain.config import resolve
 from pretrain.data.views import view_list
 from pretrain.optim import schedule
 
-PRESETS = Path("configs/pretrain/baselines_r50")
+PRESETS = Path(repo_path("configs/pretrain/baselines_r50"))
 # method: (optimizer, batch, base lr (x batch/256), wd, epochs, warm-up, (hidden, out), crop min, views, loss values)
 RECIPES = {
     "simclr": ("lars", 4096, 0.3, 1e-6, 100, 10, (2048, 128), 0.08, 2, {"temperature": 0.1}),

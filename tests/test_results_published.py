@@ -1,16 +1,22 @@
 """Published numbers (results/published/*.csv) against the papers' text, and tables compared with them.
 
-Every file's shape is fixed here, and every row's numbers must occur, in order, on one line of
-the paper's text (digits only for the OCR'd DSA paper, whose text lost its decimal points; the
-few cells where the OCR misread a digit are listed with the text it shows).
+Every file's shape is fixed here, and every cell is compared with the paper's cell: the paper's
+table is parsed from its text (tab- or ``|``-separated cells, the row label first) and each CSV
+row must be the paper's row at the same position, with the same label and, column by column,
+the same value ('-' = empty). The DSA paper's text is OCR'd: it lost most decimal points, so each
+of its rows is the paper's line read as one stream of digits, consumed cell by cell; every digit
+of the line must be used (the few cells where the OCR misread a digit are listed with the text
+it shows).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +28,8 @@ from results.layout import load_layout
 from results.published import PUBLISHED_DIR, read_published
 from results.table import build_table
 
-PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
+# The papers are not shipped with the repository: beside it (shared/papers/), or where $RESA_PAPERS says.
+PAPERS = Path(os.environ.get("RESA_PAPERS") or Path(__file__).resolve().parents[2] / "shared" / "papers")
 PAPER_FILES = {"resa": "resa-clustering-properties-of-ssl-icml2025.md",
                "mira": "mira-mutual-information-regularized-assignment-neurips2022.md",
                "dsa": "dsa-dynamic-semantic-adjuster.md"}
@@ -31,6 +38,11 @@ SHAPES = {  # (rows, columns after the row label)
     "resa_table6": (6, 16), "resa_table7": (6, 4), "resa_table10": (7, 4),
     "mira_table3": (6, 3), "mira_table4": (6, 4), "mira_table5": (8, 12), "mira_table7": (6, 7),
     "dsa_table4": (17, 8), "dsa_table6": (13, 12), "dsa_table7": (17, 12),
+}
+CAPTIONS = {  # the line that opens each table in the paper's text
+    **{f"resa_table{n}": f"Table {n}." for n in (1, 2, 3, 5, 6, 7, 10)},
+    **{f"mira_table{n}": f"Table {n}:" for n in (3, 4, 5, 7)},
+    "dsa_table4": "TABLE IV", "dsa_table6": "TABLE VI", "dsa_table7": "TABLE VII",
 }
 SPOT_CHECKS = [  # (file, row, column, value) read off the paper by eye
     ("resa_table1", "ReSA", "CIFAR-10 k-nn", 93.02), ("resa_table1", "INTL", "ImageNet-100 linear", 81.68),
@@ -42,31 +54,85 @@ SPOT_CHECKS = [  # (file, row, column, value) read off the paper by eye
     ("dsa_table4", "BYOL + DSA", "1% top-1", 57.5), ("dsa_table6", "SwAV + DSA", "CUB200 5-way 1-shot", 49.36),
     ("dsa_table7", "MoCo + DSA", "COCO det AP", 40.8),
 ]
-OCR_TEXT = {("dsa_table7", "SimCLR + DSA", "VOC07 AP50"): "717.5"}  # the paper's text reads 717.5 for 77.5
+OCR_TEXT = {  # cells whose text the OCR misread: the digits the paper's text shows there
+    ("dsa_table7", "SimCLR + DSA", "VOC07 AP50"): "717.5",  # 77.5
+    # a '±' read as a digit, in front of the ± cell
+    ("dsa_table4", "MoCo", "1% top-5 ±"): "4 0.2", ("dsa_table4", "Barlow Twins", "1% top-5 ±"): "4 0.1",
+    ("dsa_table4", "RELIC v2", "10% top-1 ±"): "4 0.2", ("dsa_table4", "VICRegL", "10% top-5 ±"): "1 0.2",
+}
+OCR_LABELS = {  # ReSA Table 2's row labels as the paper's text misreads them
+    "SimCI D": "SimCLR", "SHILLK": "SimCLR", "MaCaV2": "MoCoV3", "WIOCO V S": "MoCoV3", "ShinShann": "SimSiam",
+    "INTI": "INTL", "INIL": "INTL", "DoSA": "ReSA", "Kesa": "ReSA",
+}
 MISSING_IN_PAPER = {("resa_table2", "SwAV (batch 256)", "800 ep"), ("resa_table2", "MEC (batch 256)", "200 ep")}
+MARKUP = re.compile(r"</?(?:u|b|i|sup|sub)>|\*\*")
+VALUE = re.compile(r"-|\d+(?:\.\d+)?|R\d+")  # a number, '-' (not reported) or an architecture (R18)
 
 
 def paper_lines(name: str) -> list[str]:
     if not PAPERS.is_dir():
-        pytest.skip(f"the papers' text is not beside the project ({PAPERS})")
+        pytest.skip(f"the papers' text is not beside the project ({PAPERS}); set RESA_PAPERS")
     return (PAPERS / PAPER_FILES[name.split("_")[0]]).read_text(encoding="utf-8").splitlines()
 
 
-def occurs_in_order(needles: list[str], haystack: str) -> bool:
-    position = 0
-    for needle in needles:
-        position = haystack.find(needle, position)
-        if position < 0:
-            return False
-        position += len(needle)
-    return True
+def table_block(name: str) -> list[str]:
+    """The paper's lines from the table's caption to the next caption."""
+    lines = paper_lines(name)
+    caption = CAPTIONS[name]
+    (start,) = [i for i, line in enumerate(lines) if line.strip() == caption or line.startswith(caption + " ")]
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"\s*(Table \d+[.:]|TABLE [IVX]+$)", lines[i])),
+               len(lines))
+    return lines[start + 1:end]
 
 
-def cell_texts(path: Path) -> dict[str, list[tuple[str, str]]]:
-    """Row label -> [(column, the cell's text as written in the CSV)], non-empty numeric cells only."""
-    table = pd.read_csv(path, skiprows=1, index_col=0, dtype=str, keep_default_na=False)
-    return {row: [(column, text) for column, text in values.items() if re.fullmatch(r"[0-9.]+", text)]
-            for row, values in table.iterrows()}
+def paper_label(text: str) -> str:
+    """A paper's row label without citations, markup or '(ours)'; LaTeX dagger as '†'; OCR misreadings fixed."""
+    text = re.sub(r"\$\\mathrm\{(\w+)\}\^\\dagger\$", r"\1†", MARKUP.sub("", text))
+    text = re.sub(r"\(.*?\)|\[.*?\]", "", text).strip()
+    return OCR_LABELS.get(text, text)
+
+
+def same_label(ours: str, paper: str) -> bool:
+    def key(text):
+        return re.sub(r"[^a-z0-9†]", "", text.lower())
+
+    return key(re.sub(r" \(batch \d+\)$", "", ours)) == key(paper)
+
+
+def paper_rows(name: str) -> list[tuple[str, list[str]]]:
+    """(label, cells) of every row of the tab- or '|'-separated table whose cells are all values.
+
+    The table is the first run of such lines after the caption; the first other text ends it.
+    """
+    rows, started = [], False
+    for line in table_block(name):
+        if line.startswith("|"):
+            cells = [MARKUP.sub("", cell).strip() for cell in line.strip().strip("|").split("|")]
+        elif "\t" in line:
+            cells = [MARKUP.sub("", cell).strip() for cell in line.rstrip("\t").split("\t")]
+        elif started and line.strip():
+            break
+        else:
+            continue
+        started = True
+        label, values = cells[0], cells[1:]
+        header = re.search(r"th[oa]d$|^Classifier$", label)
+        if label and not header and values and all(VALUE.fullmatch(value) for value in values):
+            rows.append((paper_label(label), values))
+    return rows
+
+
+def same_cell(ours: str, paper: str) -> bool:
+    """'' for the paper's '-'; numbers equal as decimals (73.90 == 73.9, 90.7 != 90.74); other text exact."""
+    if paper == "-":
+        return ours == ""
+    if re.fullmatch(r"\d+(\.\d+)?", paper) and re.fullmatch(r"\d+(\.\d+)?", ours):
+        return Decimal(ours) == Decimal(paper)
+    return ours == paper
+
+
+def published_strings(name: str) -> pd.DataFrame:
+    return pd.read_csv(PUBLISHED_DIR / f"{name}.csv", skiprows=1, index_col=0, dtype=str, keep_default_na=False)
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
@@ -78,26 +144,50 @@ def test_published_file_has_its_shape_caption_and_source(name):
     assert published.source.startswith(f"shared/papers/{PAPER_FILES[paper]}")
 
 
-@pytest.mark.parametrize("name", sorted(SHAPES))
-def test_every_published_row_occurs_on_one_line_of_the_paper(name):
-    lines = paper_lines(name)
-    ocr = name.startswith("dsa")
-    texts = cell_texts(PUBLISHED_DIR / f"{name}.csv")
-    if name == "resa_table3":  # printed transposed: one paper line per column
-        columns = {column: [rows[i][1] for rows in texts.values()] for i, (column, _) in
-                   enumerate(next(iter(texts.values())))}
-        for column, values in columns.items():
-            assert any(line.startswith(column) and occurs_in_order(values, line) for line in lines), column
+@pytest.mark.parametrize("name", sorted(name for name in SHAPES if not name.startswith("dsa")))
+def test_every_published_cell_is_the_paper_cell_at_its_row_and_column(name):
+    table, rows = published_strings(name), paper_rows(name)
+    if name == "resa_table3":  # printed transposed: the paper's rows are the classifiers, its columns the methods
+        assert [label for label, _ in rows] == list(table.columns)
+        for column, values in rows:
+            assert len(values) == len(table)
+            for row, paper in zip(table.index, values, strict=True):
+                assert same_cell(table.at[row, column], paper), (name, row, column, table.at[row, column], paper)
         return
-    for row, cells in texts.items():
-        values = [OCR_TEXT.get((name, row, column), text) for column, text in cells]
-        if ocr:
-            values = [re.sub(r"\D", "", value) for value in values]
-        first_word = re.match(r"[A-Za-z]+", row).group(0)
-        matches = [line for line in lines
-                   if occurs_in_order(values, re.sub(r"\D", "", line) if ocr else line)
-                   and (name == "resa_table2" or first_word in line)]
-        assert matches, f"{name}: row {row!r} {values} is on no line of the paper"
+    assert len(rows) == len(table), f"{name}: the paper has {len(rows)} rows, the CSV {len(table)}"
+    for (label, values), (row, cells) in zip(rows, table.iterrows(), strict=True):
+        assert same_label(row, label), f"{name}: CSV row {row!r} is the paper's row {label!r}"
+        if name == "resa_table2":  # the paper's first column is the batch size, in the CSV's row label
+            batch, values = values[0], values[1:]
+            assert row.endswith(f"(batch {batch})"), (name, row, batch)
+        assert len(values) == len(cells), f"{name}: row {row!r} has {len(cells)} cells, the paper {len(values)}"
+        for column, paper in zip(cells.index, values, strict=True):
+            assert same_cell(cells[column], paper), f"{name}: {row!r} / {column!r}: CSV {cells[column]!r}, " \
+                                                    f"paper {paper!r}"
+
+
+def ocr_digits(line: str, label: str) -> str | None:
+    """The digits of the DSA paper's line for row ``label`` (citations and OCR'd '±' dropped), or None."""
+    text = re.sub(r"\[\d*\]*", "", line).strip()
+    if not re.match(re.escape(label) + r"\s+\d", text):
+        return None
+    rest = re.sub(r"(?<=\s)4\+", "±", text[len(label):])  # '4+' standing alone is the OCR's '±'
+    return re.sub(r"\D", "", rest)
+
+
+@pytest.mark.parametrize("name", sorted(name for name in SHAPES if name.startswith("dsa")))
+def test_every_published_cell_is_the_next_digits_of_its_ocr_row(name):
+    table, block = published_strings(name), table_block(name)
+    for row, cells in table.iterrows():
+        streams = [digits for digits in (ocr_digits(line, row) for line in block) if digits is not None]
+        assert len(streams) == 1, f"{name}: row {row!r} is on {len(streams)} lines of the paper's table"
+        stream = streams[0]
+        for column, text in cells.items():
+            digits = re.sub(r"\D", "", OCR_TEXT.get((name, row, column), text))
+            assert digits and stream.startswith(digits), f"{name}: {row!r} / {column!r}: CSV {text!r}, " \
+                                                         f"the paper's digits go on {stream!r}"
+            stream = stream[len(digits):]
+        assert stream == "", f"{name}: row {row!r}: the paper's line has more cells ({stream!r} left)"
 
 
 def test_spot_checked_cells_and_gaps():

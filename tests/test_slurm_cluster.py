@@ -18,17 +18,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT, repo_path
 
 from slurm.pipeline import load_pipeline
 from slurm.plan import plan
 
-SMOKE = "configs/pipelines/smoke.yaml"
+SMOKE = repo_path("configs/pipelines/smoke.yaml")
 PRETRAIN_ARGS = ["optim.batch_size=32", "optim.warmup_epochs=0", "model.projector_hidden_dim=128",
                  "model.projector_out_dim=64", "run.num_threads=1", "run.log_every_steps=1"]
 
 
 def slurm(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "slurm", *args], capture_output=True, text=True, timeout=timeout)
+    """``python -m slurm`` from the repository root, as documented (a pipeline's stage args are repo-relative)."""
+    return subprocess.run([sys.executable, "-m", "slurm", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def submitted_lines(output: str) -> list[str]:

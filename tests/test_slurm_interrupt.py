@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 STEPS_PER_EPOCH, EPOCHS = 8, 2
 
@@ -45,7 +46,7 @@ stages:
 
 def _start(pipeline: Path, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "slurm", "run", str(pipeline)], stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "slurm", "run", str(pipeline)], stdout=out, cwd=REPO_ROOT,
                                 stderr=subprocess.STDOUT, start_new_session=True, text=True)
 
 
@@ -91,8 +92,8 @@ def test_ctrl_c_saves_prints_one_line_and_the_same_command_resumes(tmp_path):
     assert 1 <= saved["global_step"] < STEPS_PER_EPOCH * EPOCHS
     assert not (run / "torchvision.pth").exists()
 
-    again = subprocess.run([sys.executable, "-m", "slurm", "run", str(pipeline)], capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run([sys.executable, "-m", "slurm", "run", str(pipeline)], cwd=REPO_ROOT, capture_output=True,
+                           text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert torch.load(checkpoint, weights_only=False)["global_step"] == STEPS_PER_EPOCH * EPOCHS
     assert (run / "torchvision.pth").stat().st_size > 1_000_000

@@ -22,7 +22,12 @@ def dataset_name(split: str) -> str:
 
 
 def register_scenes(root: str | Path | None = None) -> None:
-    """Register both splits once (no-op for names already registered)."""
+    """Register both splits under ``root``; idempotent, and a new root replaces an earlier one.
+
+    Calling it again in the same process (a second run, another test) with the same root changes
+    nothing; with another root (``$DETECTRON2_DATASETS`` changed) the splits are registered again
+    there, so they never keep pointing at the files of an earlier root.
+    """
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
@@ -30,6 +35,10 @@ def register_scenes(root: str | Path | None = None) -> None:
     for split, (json_file, image_root) in coco_splits(base).items():
         name = dataset_name(split)
         if name in DatasetCatalog.list():
-            continue
+            meta = MetadataCatalog.get(name)
+            if (meta.get("json_file"), meta.get("image_root")) == (str(json_file), str(image_root)):
+                continue
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
         register_coco_instances(name, {}, str(json_file), str(image_root))
         MetadataCatalog.get(name).set(thing_classes=list(CLASS_NAMES))
