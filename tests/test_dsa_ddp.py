@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import repo_path
 
 from pretrain.config import resolve
 from pretrain.engine import build_model
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 ROOT = str(Path(__file__).resolve().parents[1])
 GLOBAL, SIZE = 16, 8
 OVERRIDES = ["method=simclr", "arch=resnet18_cifar", f"optim.batch_size={GLOBAL}", "model.projector_hidden_dim=32",

@@ -8,6 +8,7 @@ accept, and a run stopped mid-epoch and resumed ends with the same weights, ``f_
 
 import pytest
 import torch
+from conftest import repo_path
 
 from converters.cli import main as converters_main
 from pretrain.checkpoint import check_compatible, checkpoint_path
@@ -17,7 +18,7 @@ from pretrain.losses.dsa import dsa_regulariser
 from pretrain.methods import dsa_plugin
 from resa_core.errors import UserError, run_cli
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 TINY = ["model.projector_hidden_dim=32", "model.projector_out_dim=16", "dsa.hidden_dim=16", "dsa.knn=4"]
 
 

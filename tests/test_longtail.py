@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import repo_path
 
 from downstream.features import FeatureSet
 from downstream.frequency_buckets import class_buckets
@@ -14,7 +15,7 @@ from pretrain.config import resolve
 from pretrain.data.datasets import load_train_set
 from resa_core.errors import UserError
 
-DEMO = "configs/pretrain/demo_fmnist_resa.yaml"
+DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
 
 
 def test_long_tailed_fashion_mnist_is_the_cifar100_lt_profile_of_the_balanced_subset() -> None:
