@@ -1,8 +1,9 @@
 """The baselines through the engine: training, checkpoint -> converter, and DDP equivalence of batch coupling.
 
-* every method (and DeepCluster-v2, through the engine's memory-bank pass) trains a few steps on real Fashion-MNIST (torchvision ResNet-18 at 16 px, batch
-  16), its loss falls, and ``python -m converters CKPT -o X.pkl --to detectron2 --verify``
-  accepts its checkpoint (run in-process through the same ``run_cli``);
+* every method (DeepCluster-v2 with the engine's memory-bank pass) trains a few steps on real
+  Fashion-MNIST (torchvision ResNet-18 at 16 px, batch 16), its loss falls, and
+  ``python -m converters CKPT -o X.pkl --to detectron2 --verify`` accepts its checkpoint (run in-process
+  through the same ``run_cli``);
 * the batch-coupled methods (SimCLR's negatives, MoCo v3's in-batch negatives, MoCo v2+'s
   queue of gathered keys, DINO's centre) give on 2 gloo ranks, in float64, the loss, gradient,
   queue and centre of 1 process on the same global batch.

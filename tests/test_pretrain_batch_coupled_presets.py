@@ -39,7 +39,8 @@ EXPECTED = {
     ("intl", "cifar"): (("sgd",), 256, 0.3, 1e-4, (2048, 2048), {"iters": 4, "axis": 0}, (2, None, 0.001)),
     ("intl", "imagenet100"): (("sgd",), 128, 0.5, 2.5e-5, (4096, 8192), {"iters": 4, "axis": 0}, (2, None, 0.001)),
 }
-for method in ("swav", "deepclusterv2", "barlow_twins", "vicreg", "wmse"):  # solo-learn: the ImageNet-100 files repeat the CIFAR values
+# solo-learn: the ImageNet-100 files repeat the CIFAR values
+for method in ("swav", "deepclusterv2", "barlow_twins", "vicreg", "wmse"):
     EXPECTED[(method, "imagenet100")] = EXPECTED[(method, "cifar")]
 EXPECTED[("cwrgp", "imagenet100")] = EXPECTED[("cwrgp", "cifar100")]
 # (views, min scale, jitter (b, c, s, h), grayscale p, blur p (view 1, 2), solarization p (view 1, 2), small crops)
