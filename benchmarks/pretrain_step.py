@@ -5,9 +5,13 @@
 each registered method's full training step (forward of all views, loss, backward, optimizer
 step, ``after_step``) and its peak memory, on the same encoder, image size and batch, each
 method with the heads of its CIFAR-10 preset (``configs/pretrain/baselines/<method>_cifar10_resnet18.yaml``,
-ReSA's ``configs/pretrain/cifar10_resnet18.yaml``). Each method runs in its own process, so the
-peak is its own: resident set size on CPU (``ru_maxrss``, includes the interpreter and the
-model), ``torch.cuda.max_memory_allocated`` on a GPU.
+ReSA's ``configs/pretrain/cifar10_resnet18.yaml``, MIRA's ``configs/pretrain/mira/mira_cifar10_resnet18.yaml``).
+Each method runs in its own process, so the peak is its own: resident set size on CPU
+(``ru_maxrss``, includes the interpreter and the model), ``torch.cuda.max_memory_allocated`` on a
+GPU. Besides wall time, the table gives the step's CPU time of the process (``time.process_time``,
+all threads), which a loaded machine disturbs less. DeepCluster-v2's memory bank holds one epoch
+of ``max(steps + 1, K / batch)`` batches of random unit rows; the warm-up step runs its k-means
+(once per epoch in training, so outside the timed steps).
 
 Times, on the same random batch of two views: (1) a full ReSA step (online forward of both
 views, momentum forward, assignment, loss, backward, SGD step, EMA update), (2) the same step
@@ -40,7 +44,8 @@ from pretrain.optim import build_optimizer
 # What each method's table row is built from (its CIFAR-10 preset's heads and loss settings).
 PRESET_DIR = Path("configs/pretrain/baselines")
 RESA_PRESETS = {"resa": Path("configs/pretrain/cifar10_resnet18.yaml"),
-                "infonce": Path("configs/pretrain/cifar10_resnet18.yaml")}
+                "infonce": Path("configs/pretrain/cifar10_resnet18.yaml"),
+                "mira": Path("configs/pretrain/mira/mira_cifar10_resnet18.yaml")}
 
 
 def _sync(device: torch.device) -> None:
@@ -48,15 +53,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, steps: int, device: torch.device) -> float:
+def timed(fn, steps: int, device: torch.device, cpu: list | None = None) -> float:
+    """Median wall seconds of ``steps`` calls after one warm-up; their median CPU seconds appended to ``cpu``."""
     fn()
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
         _sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    if cpu is not None:
+        cpu.append(statistics.median(cpu_times))
     return statistics.median(times)
 
 
@@ -83,12 +92,21 @@ def one_method(method: str, arch: str, image_size: int, batch: int, steps: int, 
     optimizer = build_optimizer(model.param_groups(), config["optim"])
     n_views = 2 + config["augment"]["num_small_crops"]
     views = [torch.randn(batch, 3, image_size, image_size, device=device) for _ in range(n_views)]
+    if model.fills_memory:  # DeepCluster-v2: an epoch of random unit rows (solo-learn's initial bank) >= clusters
+        rows = batch * max(steps + 1, -(-max(config["loss"]["num_prototypes"]) // batch))
+        model.bind_data(rows, rows)
+        with torch.no_grad():
+            model.memory.copy_(torch.nn.functional.normalize(torch.randn_like(model.memory), dim=-1))
+            model.memory_index.copy_(torch.arange(rows, device=device))
+    model.batch_indices = torch.arange(batch, device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds = timed(method_step(model, optimizer, views, amp=device.type == "cuda"), steps, device)
+    cpu = []
+    seconds = timed(method_step(model, optimizer, views, amp=device.type == "cuda"), steps, device, cpu)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {"method": method, "ms": seconds * 1000, "peak_mib": peak / 2**20, "views": n_views}
+    return {"method": method, "ms": seconds * 1000, "cpu_ms": cpu[0] * 1000, "peak_mib": peak / 2**20,
+            "views": n_views, "threads": torch.get_num_threads()}
 
 
 def method_table(methods: list[str], args) -> list[dict]:
@@ -106,16 +124,18 @@ def method_table(methods: list[str], args) -> list[dict]:
 
 
 def print_table(rows: list[dict], args, device: str) -> None:
-    print(f"\nReSA Table 4 comparison on {device}: {args.arch} at {args.image_size} px, batch {args.batch}, "
-          f"median of {args.steps} steps (each method's CIFAR-10 preset heads)")
-    print(f"  {'method':14s} {'views':>5s} {'ms/step':>10s} {'x ReSA':>7s} {'peak MiB':>9s}")
+    threads = next((row["threads"] for row in rows if "threads" in row), "?")
+    print(f"\nReSA Table 4 comparison on {device} ({threads} threads): {args.arch} at {args.image_size} px, batch "
+          f"{args.batch}, median of {args.steps} steps (each method's CIFAR-10 preset heads)")
+    print(f"  {'method':14s} {'views':>5s} {'ms/step':>10s} {'x ReSA':>7s} {'CPU ms':>10s} {'peak MiB':>9s}")
     resa = next((row["ms"] for row in rows if row["method"] == "resa" and "ms" in row), None)
     for row in rows:
         if "error" in row:
             print(f"  {row['method']:14s} error: {row['error']}")
             continue
         ratio = f"{row['ms'] / resa:7.2f}" if resa else f"{'-':>7s}"
-        print(f"  {row['method']:14s} {row['views']:5d} {row['ms']:10.1f} {ratio} {row['peak_mib']:9.0f}")
+        print(f"  {row['method']:14s} {row['views']:5d} {row['ms']:10.1f} {ratio} {row['cpu_ms']:10.1f} "
+              f"{row['peak_mib']:9.0f}")
 
 
 def main() -> None:

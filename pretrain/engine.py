@@ -33,7 +33,7 @@ from pretrain.checkpoint import (
     set_rng_states,
 )
 from pretrain.data.datasets import IN_MEMORY, load_train_set, open_split
-from pretrain.data.loader import InMemoryBatches, LoaderBatches
+from pretrain.data.loader import InMemoryBatches, LoaderBatches, rank_batches
 from pretrain.data.views import view_list
 from pretrain.methods import build_method, dsa_plugin
 from pretrain.models import arch_spec, build_backbone
@@ -145,6 +145,7 @@ class Trainer:
         self.total_steps = config["epochs"] * self.steps_per_epoch
         self.lr_at = schedule(optim_cfg, self.steps_per_epoch, config["epochs"])
         self.method = build_model(config, self.device)
+        self.method.bind_data(len(self.source), self.steps_per_epoch * self.global_batch)
         self.optimizer = build_optimizer(dsa_plugin.param_groups(self.method), optim_cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=run_cfg["amp"] == "fp16")
         self.model = self.method
@@ -227,14 +228,36 @@ class Trainer:
             value = value / self.info.world_size
         return value.item()
 
-    def _train_step(self, views: list[torch.Tensor]) -> tuple[float, float, dict]:
+    def _batches(self, epoch: int, start: int):
+        """``(views, positions)`` of this rank's batches: the positions ``rank_batches`` gives are the
+        ones both data sources read (pretrain.data.loader), for methods with per-sample state."""
+        positions = rank_batches(len(self.source), self.global_batch, self.config["seed"], epoch, start,
+                                 self.info.rank, self.info.world_size)
+        return zip(self.source.epoch(epoch, start), positions, strict=True)
+
+    def _on_device(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         run_cfg = self.config["run"]
         memory_format = torch.channels_last if run_cfg["channels_last"] else torch.contiguous_format
-        dtype = DTYPES[run_cfg["dtype"]]
-        views = [v.to(self.device, dtype, non_blocking=True, memory_format=memory_format) for v in views]
+        return [v.to(self.device, DTYPES[run_cfg["dtype"]], non_blocking=True, memory_format=memory_format)
+                for v in views]
+
+    @torch.no_grad()
+    def _init_memory(self) -> None:
+        """``Method.fills_memory`` (DeepCluster-v2): epoch 0's batches once, without gradient, before step 0."""
+        if not self.method.fills_memory or self.step:
+            return
+        log.info("filling the %s memory bank (one pass over epoch 0 without gradient)", self.config["method"])
+        for views, positions in self._batches(0, 0):
+            self.method.batch_indices = torch.as_tensor(positions, device=self.device)
+            self.method.init_memory(*self._on_device(views))
+
+    def _train_step(self, views: list[torch.Tensor], positions=None) -> tuple[float, float, dict]:
+        run_cfg = self.config["run"]
+        views = self._on_device(views)
         lr = self.lr_at(self.step)
         set_lr(self.optimizer, lr, peak_lr(self.config["optim"]["base_lr"], self.global_batch))
         self.method.epoch = self.epoch
+        self.method.batch_indices = None if positions is None else torch.as_tensor(positions, device=self.device)
         self._snapshot_boundary()
         self.in_step = True
         amp = run_cfg["amp"]
@@ -277,6 +300,7 @@ class Trainer:
         metrics_file = (self.output_dir / "metrics.jsonl").open("a") if self.info.is_main else None
         last_save = time.monotonic()
         self.method.train()
+        self._init_memory()
         progress = tqdm(total=self.total_steps, initial=self.step, desc=f"pretrain {config['method']}",
                         mininterval=5, disable=not self.info.is_main)
 
@@ -292,8 +316,8 @@ class Trainer:
         try:
             while self.epoch < config["epochs"]:
                 epoch_loss, epoch_batches = 0.0, 0
-                for views in self.source.epoch(self.epoch, self.position):
-                    loss, lr, logs = self._train_step(views)
+                for views, positions in self._batches(self.epoch, self.position):
+                    loss, lr, logs = self._train_step(views, positions)
                     epoch_loss, epoch_batches = epoch_loss + loss, epoch_batches + 1
                     progress.update(1)
                     if self.step % run_cfg["log_every_steps"] == 0:

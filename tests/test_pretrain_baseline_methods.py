@@ -1,8 +1,9 @@
 """The baselines through the engine: training, checkpoint -> converter, and DDP equivalence of batch coupling.
 
-* every method trains a few steps on real Fashion-MNIST (torchvision ResNet-18 at 16 px, batch
-  16), its loss falls, and ``python -m converters CKPT -o X.pkl --to detectron2 --verify``
-  accepts its checkpoint (run in-process through the same ``run_cli``);
+* every method (DeepCluster-v2 with the engine's memory-bank pass) trains a few steps on real
+  Fashion-MNIST (torchvision ResNet-18 at 16 px, batch 16), its loss falls, and
+  ``python -m converters CKPT -o X.pkl --to detectron2 --verify`` accepts its checkpoint (run in-process
+  through the same ``run_cli``);
 * the batch-coupled methods (SimCLR's negatives, MoCo v3's in-batch negatives, MoCo v2+'s
   queue of gathered keys, DINO's centre) give on 2 gloo ranks, in float64, the loss, gradient,
   queue and centre of 1 process on the same global batch.
@@ -26,8 +27,9 @@ from resa_core.errors import run_cli
 ROOT = str(Path(__file__).resolve().parents[1])
 DEMO = os.path.join(ROOT, "configs/pretrain/demo_fmnist_resa.yaml")
 HEADS = ["model.projector_hidden_dim=32", "model.projector_out_dim=16", "model.predictor_hidden_dim=16"]
-EXTRA = {"mocov2plus": ["loss.queue_size=16"], "dino": ["loss.num_prototypes=32"]}
-METHODS = ["simclr", "mocov2plus", "mocov3", "byol", "simsiam", "dino"]
+EXTRA = {"mocov2plus": ["loss.queue_size=16"], "dino": ["loss.num_prototypes=32"],
+         "deepclusterv2": ["loss.num_prototypes=[8,8]"]}  # k-means: at most the 32 samples of an epoch
+METHODS = ["simclr", "mocov2plus", "mocov3", "byol", "simsiam", "dino", "deepclusterv2"]
 
 
 def config(method: str, *overrides: str) -> dict:

@@ -1,7 +1,8 @@
-"""SwAV, Barlow Twins, VICReg, W-MSE (solo-learn), CW-RGP and INTL (their authors) presets hold the published values.
+"""SwAV, DeepCluster-v2, Barlow Twins, VICReg, W-MSE (solo-learn), CW-RGP and INTL (their authors) presets hold
+the published values.
 
 Expected values transcribed from vturrisi/solo-learn (commit 9187ea3)
-``scripts/pretrain/{cifar,imagenet-100}/{swav,barlow,vicreg,wmse}.yaml`` and the augmentations
+``scripts/pretrain/{cifar,imagenet-100}/{swav,deepclusterv2,barlow,vicreg,wmse}.yaml`` and the augmentations
 they name, winci-ai/CW-RGP ``scripts/base.sh`` + ``base/cfg.py`` and winci-ai/INTL
 ``scripts/{cifar10,cifar100,in100}.sh`` + ``cfg.py`` / ``cifar/cfg.py``.
 """
@@ -25,6 +26,9 @@ SOLO_SCHEDULE = (10, 3e-5, 0.0)  # solo/methods/base.py warmup_cosine defaults
 EXPECTED = {
     ("swav", "cifar"): (LARS, 256, 0.6, 1e-6, (2048, 128), {"num_prototypes": 3000, "temperature": 0.1,
                         "queue_size": 3840, "epoch_queue_starts": 50, "freeze_prototypes_epochs": 2}, SOLO_SCHEDULE),
+    # scheduler: warmup_epochs 11, warmup_start_lr 0.0, min_lr 0.0006 (absolute) = 0.001 x the peak 0.6
+    ("deepclusterv2", "cifar"): (LARS, 256, 0.6, 1e-6, (2048, 128), {"num_prototypes": [3000, 3000, 3000],
+                                 "temperature": 0.1, "kmeans_iters": 10}, (11, 0.0, 0.001)),
     ("barlow_twins", "cifar"): (LARS, 256, 0.3, 1e-4, (2048, 2048), {"scale": 0.1, "lambd": 0.0051}, SOLO_SCHEDULE),
     ("vicreg", "cifar"): (LARS, 256, 0.3, 1e-4, (2048, 2048), {"sim_coeff": 25.0, "std_coeff": 25.0, "cov_coeff": 1.0},
                           SOLO_SCHEDULE),
@@ -36,7 +40,8 @@ EXPECTED = {
     ("intl", "cifar"): (("sgd",), 256, 0.3, 1e-4, (2048, 2048), {"iters": 4, "axis": 0}, (2, None, 0.001)),
     ("intl", "imagenet100"): (("sgd",), 128, 0.5, 2.5e-5, (4096, 8192), {"iters": 4, "axis": 0}, (2, None, 0.001)),
 }
-for method in ("swav", "barlow_twins", "vicreg", "wmse"):  # solo-learn: the ImageNet-100 files repeat the CIFAR values
+# solo-learn: the ImageNet-100 files repeat the CIFAR values
+for method in ("swav", "deepclusterv2", "barlow_twins", "vicreg", "wmse"):
     EXPECTED[(method, "imagenet100")] = EXPECTED[(method, "cifar")]
 EXPECTED[("cwrgp", "imagenet100")] = EXPECTED[("cwrgp", "cifar100")]
 # (views, min scale, jitter (b, c, s, h), grayscale p, blur p (view 1, 2), solarization p (view 1, 2), small crops)
@@ -54,7 +59,8 @@ AUGS = {
     ("intl", "imagenet100"): ("asymmetric", 0.08, (0.4, 0.4, 0.2, 0.1), 0.2, (1.0, 0.1), (0.0, 0.2), 0),
 }
 AUGS[("swav", "imagenet100")] = AUGS[("swav", "cifar")]
-METHODS = ("swav", "barlow_twins", "vicreg", "wmse", "cwrgp", "intl")
+AUGS[("deepclusterv2", "cifar")] = AUGS[("deepclusterv2", "imagenet100")] = AUGS[("swav", "cifar")]  # symmetric.yaml
+METHODS = ("swav", "deepclusterv2", "barlow_twins", "vicreg", "wmse", "cwrgp", "intl")
 CASES = [(method, dataset) for method in METHODS for dataset in DATASETS]
 
 
@@ -104,7 +110,8 @@ def test_intl_imagenet100_excludes_biases_and_norms_from_weight_decay():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_preset_builds_its_heads_and_optimizer(method):
-    small = ["loss.num_prototypes=64"] if method == "swav" else []  # a cheaper prototype layer
+    small = {"swav": ["loss.num_prototypes=64"], "deepclusterv2": ["loss.num_prototypes=[64,64,64]"]}.get(
+        method, [])  # a cheaper prototype layer
     config = resolve(PRESETS / f"{method}_cifar10_resnet18.yaml", small)
     model = build_model(config, torch.device("cpu"))
     linears = [m for m in model.projector if isinstance(m, torch.nn.Linear)]

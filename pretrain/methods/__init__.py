@@ -46,6 +46,7 @@ def build_method(name: str, config: dict, encoder: nn.Module) -> nn.Module:
 from pretrain.methods import barlow_twins as _barlow_twins  # noqa: E402,F401
 from pretrain.methods import byol as _byol  # noqa: E402,F401
 from pretrain.methods import cwrgp as _cwrgp  # noqa: E402,F401
+from pretrain.methods import deepclusterv2 as _deepclusterv2  # noqa: E402,F401
 from pretrain.methods import dino as _dino  # noqa: E402,F401
 from pretrain.methods import infonce as _infonce  # noqa: E402,F401
 from pretrain.methods import intl as _intl  # noqa: E402,F401

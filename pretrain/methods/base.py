@@ -22,7 +22,11 @@ rank's, DDP averages the gradients) it declares, as class attributes and hooks:
 * ``after_step(progress)``: the step's commit (EMA, queues, centres), run with the stop
   signals blocked, so a checkpoint always holds a step boundary.
 
-``self.epoch`` is set by the engine before every step (DINO's per-epoch schedules).
+``self.epoch`` is set by the engine before every step (DINO's per-epoch schedules), and
+``self.batch_indices``: the dataset positions (0 .. N-1) of this rank's samples in the batch, for
+per-sample state (DeepCluster-v2's memory bank). A method with such state sizes it in
+:meth:`bind_data` (called once the dataset is known, before any resume) and, with
+``fills_memory``, sees epoch 0's batches once through :meth:`init_memory` before the first step.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Method(nn.Module):
     momentum_pairs: tuple[tuple[str, str], ...] = ()
     momentum: float = 0.0
     epoch: int = 0
+    batch_indices: torch.Tensor | None = None
+    fills_memory: bool = False  # init_memory(*views) over epoch 0's batches before the first step
 
     @classmethod
     def check_config(cls, config: dict, source: str) -> None:
@@ -58,6 +64,12 @@ class Method(nn.Module):
         self.momentum = self.momentum_base
         for online, target in self.momentum_pairs:
             setattr(self, target, copy.deepcopy(getattr(self, online)).requires_grad_(False))
+
+    def bind_data(self, num_samples: int, samples_per_epoch: int) -> None:
+        """The dataset size and the samples one epoch trains on (steps x global batch)."""
+
+    def init_memory(self, *views: torch.Tensor) -> None:
+        """One batch of epoch 0 (``batch_indices`` set), without gradient, before training (``fills_memory``)."""
 
     def param_groups(self) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
