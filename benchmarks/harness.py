@@ -61,12 +61,15 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str:
-    """``HEAD``'s SHA, with ``-dirty`` when the work tree has uncommitted changes; ``unknown`` outside git."""
+    """``HEAD``'s SHA, with ``-dirty`` when tracked files other than ``benchmarks/results/`` have
+    uncommitted changes; ``unknown`` outside git."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        # the result files themselves do not make the code dirty (a run appends to them)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
