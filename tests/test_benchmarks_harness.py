@@ -1,6 +1,7 @@
 """Benchmark harness: pinned and restored threads, warm-up, alternating order, ratio and its JSON line."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -43,3 +44,24 @@ def test_compare_rejects_an_unknown_ratio(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "RESULTS_DIR", tmp_path)
     with pytest.raises(ValueError, match="ratio"):
         harness.compare("unit", "fig", lambda: None, lambda: None, threads=1, repeats=1, ratio="ours", goal="")
+
+
+def test_cpu_ratio_counts_cpu_work_not_waiting_and_warm_ups_replace_the_first_calls(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "RESULTS_DIR", tmp_path)
+    calls = []
+
+    def busy():  # ~30 ms of CPU work
+        calls.append("busy")
+        end = time.process_time() + 0.03
+        while time.process_time() < end:
+            pass
+
+    def waiting():  # ~30 ms of wall time without CPU work
+        calls.append("waiting")
+        time.sleep(0.03)
+
+    result = harness.compare("unit", "fig", waiting, busy, threads=1, repeats=2, ratio="reference/ours", goal="",
+                             warm_ups=(lambda: calls.append("warm ours"), lambda: calls.append("warm reference")))
+    assert calls == ["warm ours", "warm reference", "waiting", "busy", "busy", "waiting"]
+    assert min(result["reference_cpu_s"]) >= 0.03 and max(result["ours_cpu_s"]) < 0.015
+    assert result["cpu_ratio_min"] > 2.0

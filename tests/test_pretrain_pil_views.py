@@ -8,8 +8,11 @@ import sklearn
 import torch
 from PIL import Image
 
+from pretrain.data import pil_views
+from pretrain.data.loader import LoaderBatches
 from pretrain.data.pil_views import ViewMaker, augment_pil, decode_for_crops
 from pretrain.data.views import ViewParams, draw_view_params
+from resa_core.data.catalog import open_dataset
 
 PHOTO = Path(sklearn.__file__).parent / "datasets" / "images" / "china.jpg"  # a real 640 x 427 JPEG photograph
 STANDARD = ViewParams(crop_size=48, min_scale=0.6, color_jitter_prob=0.8, grayscale_prob=0.2, blur_prob=0.5,
@@ -51,3 +54,27 @@ def test_reduced_jpeg_decoding_keeps_the_draws_and_the_crop_geometry():
         # same draws (jitter, grey, blur, solarise, flip) and the same region: only resampling differs
         assert (fast - slow).abs().mean() < 0.05
         assert (fast.mean((1, 2)) - slow.mean((1, 2))).abs().max() < 0.02
+
+
+def test_the_loader_hands_jpeg_files_undecoded_to_the_view_maker(tmp_path, monkeypatch):
+    folder = tmp_path / "train" / "photo"
+    folder.mkdir(parents=True)
+    (folder / "large.jpg").write_bytes(_large_jpeg())
+    data = open_dataset("imagefolder", "train", root=tmp_path)
+    scales, decode = [], pil_views.decode_for_crops
+
+    def spy(image, boxes, sizes):
+        decoded, scale = decode(image, boxes, sizes)
+        scales.append(scale)
+        return decoded, scale
+
+    monkeypatch.setattr(pil_views, "decode_for_crops", spy)
+    batches = LoaderBatches(data, [STANDARD, STANDARD], seed=0, stats="imagenet", global_batch=1, num_workers=0)
+    (views,) = list(batches.epoch(0, 0))
+    assert scales == [(0.125, 0.125)]  # decoded once, inside the view maker, at the 1/8 DCT scale
+    full = Image.open(folder / "large.jpg").convert("RGB")
+    reference = ViewMaker([STANDARD, STANDARD], seed=0, stats="imagenet")(0, 0, full)  # the (seed, epoch, index) draws
+    for fast, slow in zip(views, reference, strict=True):
+        assert fast.shape == (1, *slow.shape)
+        assert (fast[0] - slow).abs().mean() < 0.05
+        assert (fast[0].mean((1, 2)) - slow.mean((1, 2))).abs().max() < 0.02

@@ -48,22 +48,23 @@ def episode_grams(features: torch.Tensor, support: np.ndarray, query: np.ndarray
     """Cosine Gram matrices of the supports ``(E, n, n)`` and query-support similarities ``(E, q, n)``.
 
     Only the gathered rows are normalised, and only through their inner products: one product
-    of an episode's raw support+query rows with its raw support rows, divided by the rows'
-    norms (the whole feature set is never normalised or copied). The rows are gathered one
-    episode at a time into one reused buffer, so the copy is still in cache when the product
-    and the norms read it (measured fastest against 2-64 episodes per gather). The result
-    keeps the features' dtype.
+    of an episode's raw support+query rows with its raw support rows, divided afterwards (for
+    all episodes at once) by the norms of the rows taking part (the whole feature set is never
+    normalised or copied). The rows are gathered one episode at a time into one reused buffer,
+    so the copy is still in cache when the product reads it (measured fastest against 2-64
+    episodes per gather). The result keeps the features' dtype.
     """
-    table = features.numpy()
     rows = np.concatenate([support, query], axis=1)
     n = support.shape[1]
+    used, positions = np.unique(rows, return_inverse=True)
+    inverse_norms = 1.0 / torch.linalg.vector_norm(features[torch.from_numpy(used)], dim=1).clamp_min_(NORM_EPS)
+    inverse_norms = inverse_norms[torch.from_numpy(positions.reshape(rows.shape))]  # (E, n + q)
     grams = torch.empty(len(rows), rows.shape[1], n, dtype=features.dtype)
-    buffer = torch.from_numpy(np.empty((rows.shape[1], table.shape[1]), dtype=table.dtype))
-    for episode, episode_rows in enumerate(rows):
-        np.take(table, episode_rows, axis=0, out=buffer.numpy())
+    buffer = torch.empty(rows.shape[1], features.shape[1], dtype=features.dtype)
+    for episode, episode_rows in enumerate(torch.from_numpy(rows)):
+        torch.index_select(features, 0, episode_rows, out=buffer)  # ~40% less CPU than np.take (measured)
         torch.mm(buffer, buffer[:n].T, out=grams[episode])
-        norms = torch.linalg.vector_norm(buffer, dim=1).clamp_min_(NORM_EPS)
-        grams[episode] /= norms[:, None] * norms[None, :n]
+    grams *= inverse_norms[:, :, None] * inverse_norms[:, None, :n]
     return grams[:, :n], grams[:, n:]
 
 

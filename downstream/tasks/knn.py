@@ -8,9 +8,11 @@
 
 Queries are processed in chunks (memory: ``chunk_size`` x bank size similarities), so
 ImageNet-size banks fit. One similarity matmul per chunk serves both protocols: the raw
-queries against the L2-normalised bank (normalised once), ``s = q . x / |x|``. Its top-k per
-row is the cosine top-k (dividing a row by ``|q|`` keeps its order), and the Euclidean ranking
-follows from the same product, ``-|q - x|^2 + |q|^2 = 2 |x| s - |x|^2``. The top ``max(k)``
+queries against the raw bank, ``p = q . x`` (the bank is never copied: a normalised copy of an
+ImageNet bank would double its memory and cost a pass over it). The Euclidean ranking follows
+from it, ``-|q - x|^2 + |q|^2 = 2 p - |x|^2``, and ``p`` scaled in place by ``1 / |x|`` per
+column gives ``s = q . x / |x|``, whose top-k per row is the cosine top-k (dividing a row by
+``|q|`` keeps its order). The top ``max(k)``
 neighbours of a chunk are found once with ``topk`` and sliced for every k.
 
 Deterministic tie-breaking (DINO and W-MSE leave both to ``topk``):
@@ -106,15 +108,18 @@ def knn_metrics(
         raise UserError(f"config key 'top5_rule' must be one of {TOP5_RULES}, got {top5_rule!r}")
     train_labels, test_labels = train_labels.long(), test_labels.long()
     bank_norms = torch.linalg.vector_norm(train_feats, dim=1)
-    # weighted needs the normalised bank; majority alone multiplies by the raw bank
-    bank = train_feats / bank_norms.clamp_min(NORM_EPS)[:, None] if ks else train_feats
+    inverse_norms = 1.0 / bank_norms.clamp_min(NORM_EPS)  # the bank itself is never copied or normalised
     squared_norms = bank_norms.square()
     hits = {f"top1_k{k}": 0 for k in ks} | {f"top5_k{k}": 0 for k in ks}
     hits |= {f"top1_majority_k{k}": 0 for k in majority_ks}
     for start in range(0, len(test_feats), chunk_size):
         queries, targets = test_feats[start : start + chunk_size], test_labels[start : start + chunk_size]
-        similarity = queries @ bank.T  # q . x / |x| (weighted) or q . x (majority only)
+        similarity = queries @ train_feats.T  # q . x: the one matmul of the chunk
+        if majority_ks:
+            # -||q - x||^2 + ||q||^2 = 2 q.x - ||x||^2: the same ranking as the Euclidean distance
+            closeness = torch.add(-squared_norms, similarity, alpha=2.0)
         if ks:
+            similarity.mul_(inverse_norms)  # q . x / |x| (the cosine order of the row), in place
             values, indices = top_neighbours(similarity, min(max(ks), len(train_feats)))
             query_norms = torch.linalg.vector_norm(queries, dim=1, keepdim=True).clamp_min_(NORM_EPS)
             weights = (values.double() / query_norms.double() / temperature).exp()
@@ -126,9 +131,6 @@ def knn_metrics(
                 hits[f"top1_k{k}"] += top1
                 hits[f"top5_k{k}"] += topn
         if majority_ks:
-            # -||q - x||^2 + ||q||^2 = 2 q.x - ||x||^2: the same ranking as the Euclidean distance
-            scale = 2.0 * bank_norms if ks else torch.full_like(bank_norms, 2.0)
-            closeness = torch.addcmul(-squared_norms, similarity, scale)
             _, indices = top_neighbours(closeness, min(max(majority_ks), len(train_feats)))
             neighbour_labels = train_labels[indices]
             ones = torch.ones(neighbour_labels.shape, dtype=torch.float64)

@@ -9,7 +9,8 @@ equivalence relies on). Two sources:
   process (:func:`pretrain.data.views.augment_batch`), the demo's fast path;
 * :class:`LoaderBatches` (any catalog dataset): a ``DataLoader`` with workers; its batch
   sampler yields ``(epoch, index)`` pairs and the dataset derives each view's randomness
-  from them (:class:`pretrain.data.pil_views.ViewMaker`).
+  from them (:class:`pretrain.data.pil_views.ViewMaker`); image files reach the view maker
+  opened but not decoded (``LabelledImages.open_image``), so JPEGs are decoded at reduced size.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class _ViewDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> list[torch.Tensor]:
         epoch, position = key
-        image, _ = self.data[position]
-        return self.make_views(epoch, int(self.data.indices[position]), image)
+        # the file is decoded inside the view maker, at the smallest JPEG scale its crops allow
+        with self.data.open_image(position) as image:
+            return self.make_views(epoch, int(self.data.indices[position]), image)
 
 
 class _EpochSampler:

@@ -9,6 +9,8 @@ API (used by pretraining and evaluation alike)::
     data.class_names                # names in label order
     small = data.subset(indices)    # same dataset restricted to ``indices`` (e.g. a 1% split list)
     data.files                      # per-item file names where images are files, else None
+    with data.open_image(0) as im:  # the file opened, not yet decoded (JPEG: reduced-size decoding
+        ...                         # with PIL draft stays possible), closed on exit; else the image
 
 ``open_dataset(name, split, root=None, transform=None)`` returns a :class:`LabelledImages`
 (a ``torch.utils.data.Dataset``). ``root=None`` means ``$RESA_DATA/<default_dir>`` (``$RESA_DATA``
@@ -66,6 +68,7 @@ split lists (``lists/imagenet_{1,10}percent.txt``, provenance in ``lists/README.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -122,6 +125,18 @@ class LabelledImages(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def open_image(self, position: int) -> contextlib.AbstractContextManager[Image.Image]:
+        """The item's image for a reader that decodes it itself, without ``transform``.
+
+        File-backed items: the file opened with ``Image.open`` but not decoded, so a JPEG can
+        still be decoded at a reduced size (PIL ``draft``, :mod:`pretrain.data.pil_views`),
+        closed when the ``with`` block ends. Other items: their decoded image.
+        """
+        index = int(self.indices[position])
+        if self._all_files is None:
+            return contextlib.nullcontext(self._read(index))
+        return Image.open(self._all_files[index])
 
     def __getitem__(self, position: int):
         index = int(self.indices[position])
