@@ -33,7 +33,7 @@ SCHEMA: dict = {
         "subset_seed": 0,
         "image_size": 32,
         "normalization": "fashion_mnist",
-        "num_workers": 0,  # >0 (or a file-backed dataset): DataLoader with per-sample PIL transforms
+        "num_workers": 0,  # DataLoader workers; never changes the batches (pretrain.data.loader)
     },
     "augment": {
         "min_scale": 0.2,  # W-MSE/INTL CIFAR RandomResizedCrop scale (0.2, 1.0)
