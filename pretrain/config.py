@@ -33,7 +33,7 @@ SCHEMA: dict = {
         "subset_seed": 0,
         "image_size": 32,
         "normalization": "fashion_mnist",
-        "num_workers": 0,  # >0 (or a file-backed dataset): DataLoader with per-sample PIL transforms
+        "num_workers": 0,  # DataLoader workers; never changes the batches (pretrain.data.loader)
         # >0: keep the CIFAR-100-LT exponential profile with this imbalance factor (pretrain.data.cifar_lt; 0.05 =
         # ReSA C.3's 1/20) of the train_size subset; 0: balanced
         "long_tail_ratio": 0.0,

@@ -162,10 +162,11 @@ class Trainer:
         config, data_cfg = self.config, self.config["data"]
         views = view_list(config)
         args = (views, config["seed"], data_cfg["normalization"], self.global_batch)
-        if data_cfg["name"] in IN_MEMORY and data_cfg["num_workers"] == 0:
-            return InMemoryBatches(load_train_set(data_cfg), *args, rank=self.info.rank, world=world)
-        return LoaderBatches(open_split(data_cfg, "train"), *args, num_workers=data_cfg["num_workers"],
-                             rank=self.info.rank, world=world, pin_memory=self.device.type == "cuda")
+        kwargs = {"num_workers": data_cfg["num_workers"], "rank": self.info.rank, "world": world,
+                  "pin_memory": self.device.type == "cuda"}
+        if data_cfg["name"] in IN_MEMORY:  # by dataset, never by worker count (pretrain.data.loader)
+            return InMemoryBatches(load_train_set(data_cfg), *args, **kwargs)
+        return LoaderBatches(open_split(data_cfg, "train"), *args, **kwargs)
 
     def _resume(self) -> None:
         if not self.ckpt.exists():

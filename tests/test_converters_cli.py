@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from converters import read_backbone
-from converters.cli import main
+from converters.cli import EXIT_SOME_FAILED, main
 from pretrain.models import build_backbone
 from resa_core.errors import EXIT_USER_ERROR, run_cli
 
@@ -65,13 +65,13 @@ def test_batch_over_directory_converts_good_files_and_fails_bad_one(tmp_path, ca
     (inputs / "c_broken.pth").write_bytes(b"not a checkpoint")
     out_dir = tmp_path / "out"
 
-    assert cli([inputs, "-o", out_dir, "--to", "mmseg", "--encoder", "momentum"]) != 0
+    assert cli([inputs, "-o", out_dir, "--to", "mmseg", "--encoder", "momentum"]) == EXIT_SOME_FAILED == 1
     captured = capsys.readouterr()
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.pth"]  # b has no momentum encoder
     assert "FAILED" in captured.err and "c_broken.pth" in captured.err and "b.pth" in captured.err
     assert "converted 1/3 files" in captured.out
 
-    assert cli([inputs, "-o", out_dir, "--to", "mmseg", "--force"]) != 0
+    assert cli([inputs, "-o", out_dir, "--to", "mmseg", "--force"]) == EXIT_SOME_FAILED == 1
     captured = capsys.readouterr()
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.pth", "b.pth"]
     assert len(captured.out.strip().splitlines()) == 3  # one line per converted file + the summary

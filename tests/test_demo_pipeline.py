@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO_ROOT, repo_path
+from converted_checks import assert_converted
 
 from results.layout import load_layout
 
@@ -36,8 +37,9 @@ def test_shrunken_demo_produces_every_stage_output_and_a_full_table(tmp_path):
         state = torch.load(run_dir / "pretrain" / method / "checkpoint.pth", weights_only=True)
         assert state["method"] == method and state["epoch"] == 1
         assert (run_dir / "pretrain" / method / "metrics.jsonl").stat().st_size > 0
-        for name in ("detectron2.pkl", "mmseg.pth", "torchvision.pth"):
-            assert (run_dir / "backbones" / method / name).stat().st_size > 1_000_000
+        for target, ext in (("detectron2", "pkl"), ("mmseg", "pth"), ("torchvision", "pth")):
+            assert_converted(run_dir / "pretrain" / method / "checkpoint.pth",
+                             run_dir / "backbones" / method / f"{target}.{ext}", target)
 
     records = [json.loads(p.read_text()) for p in (run_dir / "records").rglob("seed0.json")]
     assert sorted((r["task"], r["backbone"]["name"]) for r in records) == sorted(

@@ -12,6 +12,7 @@ linear scaling gives one process (IMS_PER_BATCH 2, BASE_LR 0.0025), and keep eve
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -63,6 +64,17 @@ def ok(result: subprocess.CompletedProcess) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def assert_ap_values(metrics: dict) -> None:
+    """Every AP finite and a percentage, AP50 >= AP75 (the IoU 0.75 matches are a subset of the 0.5 ones).
+
+    Values, not only keys: test_detection_metrics.py pins the known answer (AP 100 for the ground truth).
+    """
+    assert all(math.isfinite(value) and 0.0 <= value <= 100.0 for value in metrics.values()), metrics
+    for kind in ("bbox", "segm"):
+        if f"{kind}_AP50" in metrics:
+            assert metrics[f"{kind}_AP50"] >= metrics[f"{kind}_AP75"], metrics
+
+
 def only(pattern: str, root: Path) -> Path:
     (path,) = root.glob(pattern)
     return path
@@ -93,6 +105,7 @@ def test_mask_rcnn_fpn_trains_evaluates_and_resumes(world):
     record = json.loads(only("records/coco_mask_rcnn_r50_fpn_1x/coco_2017/*/*/seed0.json", run).read_text())
     assert record["status"] == "ok" and record["backbone"]["name"] == "random_init"
     assert {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"} <= set(record["metrics"])
+    assert_ap_values(record["metrics"])
     assert record["config"]["SOLVER"]["MAX_ITER"] == 6 and record["config"]["MODEL"]["WEIGHTS"] == ""
 
 
@@ -113,6 +126,8 @@ def test_faster_rcnn_c4_on_voc_two_seeds_make_a_table(world):
     assert [r["seed"] for r in records] == [0, 1] and all(r["status"] == "ok" for r in records)
     assert records[0]["config_hash"] == records[1]["config_hash"]  # seeds of one setting
     assert all({"bbox_AP", "bbox_AP50", "bbox_AP75"} == set(r["metrics"]) for r in records)
+    for r in records:
+        assert_ap_values(r["metrics"])
     layout = root / "voc_layout.yaml"
     layout.write_text(
         "title: tiny VOC\nrows: [random_init]\ncolumns:\n"
@@ -140,6 +155,7 @@ def test_two_processes_on_cpu_one_record_every_process_exits_zero(world):
     record = json.loads(only("records/coco_mask_rcnn_r50_fpn_1x/coco_2017/*/*/seed0.json", run).read_text())
     assert record["status"] == "ok", record["error"]
     assert {"bbox_AP", "bbox_APl", "segm_AP", "segm_APl"} <= set(record["metrics"])
+    assert_ap_values(record["metrics"])
     assert record["config"]["PROTOCOL_NOTES"] == []
     assert result.stdout.count("bbox_AP=") == 1  # one process printed the metrics
 

@@ -36,33 +36,50 @@ def test_ci95_is_population_std_formula():
     assert ci95 == pytest.approx(1.96 * np.sqrt(np.mean((accuracies - 70.0) ** 2)) / 2.0)
 
 
-def test_episodes_are_valid_and_seeded(pixels):
+def test_episodes_are_valid_and_follow_the_seeded_sampling_contract(pixels):
     _, labels = pixels
     episodes = sample_episodes(labels, 5, 5, 15, 50, np.random.default_rng(3))
-    again = sample_episodes(labels, 5, 5, 15, 50, np.random.default_rng(3))
-    assert same_episodes(episodes, again)
+    assert episodes.support.shape == (50, 25) and episodes.query.shape == (50, 75)
+    np.testing.assert_array_equal(episodes.support_labels[7], np.repeat(np.arange(5), 5))  # class-major
+    np.testing.assert_array_equal(episodes.query_labels[7], np.repeat(np.arange(5), 15))
     for support, support_labels, query, query_labels in zip(
         episodes.support, episodes.support_labels, episodes.query, episodes.query_labels, strict=True
     ):
-        assert not set(support) & set(query)
+        assert len(set(support) | set(query)) == 25 + 75  # no image twice in an episode
         assert len(np.unique(labels[support])) == 5
         for local in range(5):  # one real class behind each local label, shared by support and query
             real = np.unique(np.concatenate([labels[support[support_labels == local]],
                                              labels[query[query_labels == local]]]))
             assert len(real) == 1
+    assert len(np.unique(labels[episodes.support])) == 10  # 50 episodes of 5 classes reach all 10
+    # the documented contract, recomputed: per episode 5 distinct classes from the generator, then
+    # shots + queries distinct members of each, the first `shots` of them the support
+    rng = np.random.default_rng(3)
+    for episode in range(3):
+        for way, cls in enumerate(rng.choice(np.unique(labels), 5, replace=False)):
+            chosen = rng.choice(np.flatnonzero(labels == cls), 20, replace=False)
+            np.testing.assert_array_equal(episodes.support[episode, way * 5:(way + 1) * 5], chosen[:5])
+            np.testing.assert_array_equal(episodes.query[episode, way * 15:(way + 1) * 15], chosen[5:])
+    other = sample_episodes(labels, 5, 5, 15, 50, np.random.default_rng(4))
+    assert not np.array_equal(other.support, episodes.support) and not np.array_equal(other.query, episodes.query)
 
 
 def test_episodes_identical_for_two_backbones(tmp_path):
+    """Episodes read only the labels: both backbones' caches keep the dataset's labels in its order."""
     config = resolve_config(SCHEMA, overrides=["test_size=200"])
     spec = dataset_spec("fashion_mnist")
-    sampled = []
+    expected_labels = np.asarray(spec.load("test", config).labels)
+    sampled, features = [], []
     for weights in ("pixels", "random:resnet18"):
         backbone = resolve_backbone(weights, 0, spec.grey)
         test = cached_features(tmp_path, backbone.sha256, backbone.encoder, "fashion_mnist", "test", config,
                                lambda: spec.load("test", config))
+        np.testing.assert_array_equal(test.labels.numpy(), expected_labels)
+        features.append(test.features)
         sampled.append(sample_episodes(test.labels.numpy(), 5, 1, 15, 30, np.random.default_rng(0)))
-    first, second = sampled
-    assert same_episodes(first, second)
+    assert features[0].shape != features[1].shape or not torch.equal(*features)  # two different backbones
+    assert same_episodes(*sampled)
+    assert same_episodes(sampled[0], sample_episodes(expected_labels, 5, 1, 15, 30, np.random.default_rng(0)))
 
 
 def test_batched_solver_matches_sklearn_objective_and_weights(pixels):

@@ -8,7 +8,8 @@ import torch
 from test_downstream_layouts import write_cifar100, write_cub
 
 from downstream.cli import main
-from downstream.episodes import shared_episodes
+from downstream.episodes import Episodes, shared_episodes
+from downstream.tasks.fewshot import episode_accuracies, mean_and_ci95
 from resa_core.errors import run_cli
 
 SMALL = ["image_size=32", "shots=[1,2]", "queries=2", "episodes=30", "num_workers=0"]
@@ -30,10 +31,24 @@ def test_two_backbones_share_the_saved_episodes_on_cub(tmp_path):
     (episode_file,) = (run_dir / "episodes").glob("cub200-*.npz")
     records = [json.loads(p.read_text()) for p in (run_dir / "records" / "fewshot" / "cub200").rglob("*.json")]
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
-    for record in records:
-        assert set(record["metrics"]) == {"acc_5way1shot", "ci95_5way1shot", "acc_5way2shot", "ci95_5way2shot"}
+    caches = [torch.load(p, weights_only=True) for p in (run_dir / "features").glob("*.pt")]
+    assert len(caches) == 2 and torch.equal(caches[0]["labels"], caches[1]["labels"])
+    labels = caches[0]["labels"].numpy()
     with np.load(episode_file) as stored:
-        assert stored["support_2"].shape == (30, 10) and stored["query_1"].shape == (30, 10)
+        episodes = {shots: Episodes(*(stored[f"{field}_{shots}"] for field in
+                                      ("support", "support_labels", "query", "query_labels"))) for shots in (1, 2)}
+    for shots, sampled in episodes.items():
+        assert sampled.support.shape == (30, 5 * shots) and sampled.query.shape == (30, 5 * 2)
+        for support, support_labels, query, query_labels in zip(*vars(sampled).values(), strict=True):
+            assert not set(support) & set(query) and len(np.unique(labels[support])) == 5
+            for local in range(5):  # one real CUB class behind each local label
+                assert len(np.unique(labels[np.concatenate([support[support_labels == local],
+                                                            query[query_labels == local]])])) == 1
+    # each backbone's record is the accuracy of its own features on the saved episodes: both used the file
+    recomputed = sorted(tuple(mean_and_ci95(episode_accuracies(cache["features"], episodes[shots], 5, 1.0, 2000))[0]
+                              for shots in (1, 2)) for cache in caches)
+    reported = sorted((r["metrics"]["acc_5way1shot"], r["metrics"]["acc_5way2shot"]) for r in records)
+    np.testing.assert_allclose(recomputed, reported, rtol=1e-12)
 
 
 def test_saved_episodes_are_reloaded_not_resampled(tmp_path):

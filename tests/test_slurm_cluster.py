@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO_ROOT, repo_path
+from converted_checks import assert_converted
 
 from slurm.pipeline import load_pipeline
 from slurm.plan import plan
@@ -48,7 +49,8 @@ def test_smoke_pipeline_end_to_end_then_reruns_only_what_is_missing(slurm_cluste
 
     state = torch.load(run_dir / "pretrain" / "resa" / "checkpoint.pth", weights_only=True)
     assert state["epoch"] == 1 and state["global_step"] == 8
-    assert (run_dir / "backbones" / "resa" / "torchvision.pth").stat().st_size > 1_000_000
+    assert_converted(run_dir / "pretrain" / "resa" / "checkpoint.pth",
+                     run_dir / "backbones" / "resa" / "torchvision.pth", "torchvision")
     # Six k-NN jobs ran as one array, concurrently, each writing its own record: none lost.
     submitted = json.loads((run_dir / "slurm" / "submitted.json").read_text())
     knn_ids = [job["job_id"] for name, job in submitted["jobs"].items() if job["stage"] == "knn"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO_ROOT
+from converted_checks import assert_converted
 
 STEPS_PER_EPOCH, EPOCHS = 8, 2
 
@@ -96,6 +97,6 @@ def test_ctrl_c_saves_prints_one_line_and_the_same_command_resumes(tmp_path):
                            text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert torch.load(checkpoint, weights_only=False)["global_step"] == STEPS_PER_EPOCH * EPOCHS
-    assert (run / "torchvision.pth").stat().st_size > 1_000_000
+    assert_converted(checkpoint, run / "torchvision.pth", "torchvision")
     steps = _steps(metrics)  # resumed, not restarted: every step logged once, in order
     assert steps == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))

@@ -3,14 +3,21 @@
 The sample order of epoch e is a permutation seeded by ``(seed, e)``; global batch b is
 ``order[b*B:(b+1)*B]`` and rank r of W takes its r-th contiguous shard of B/W samples, so the
 ranks' shards concatenated in rank order are the single-process batch (what the DDP
-equivalence relies on). Two sources:
+equivalence relies on). Which source a dataset gets depends on the dataset only, never on
+``data.num_workers``, so changing the worker count never changes the pixels:
 
-* :class:`InMemoryBatches` (Fashion-MNIST arrays): batched tensor augmentation in the main
-  process (:func:`pretrain.data.views.augment_batch`), the demo's fast path;
-* :class:`LoaderBatches` (any catalog dataset): a ``DataLoader`` with workers; its batch
-  sampler yields ``(epoch, index)`` pairs and the dataset derives each view's randomness
-  from them (:class:`pretrain.data.pil_views.ViewMaker`); image files reach the view maker
-  opened but not decoded (``LabelledImages.open_image``), so JPEGs are decoded at reduced size.
+* :class:`InMemoryBatches` (in-memory datasets: Fashion-MNIST arrays): batched tensor
+  augmentation (:func:`pretrain.data.views.augment_batch`), the demo's fast path; with
+  workers, each worker augments whole batches (the same call on the same keys);
+* :class:`LoaderBatches` (file-backed catalog datasets): a ``DataLoader`` whose batch sampler
+  yields ``(epoch, index)`` pairs; the dataset derives each view's randomness from them
+  (:class:`pretrain.data.pil_views.ViewMaker`), in the main process when there are no workers;
+  image files reach the view maker opened but not decoded (``LabelledImages.open_image``), so
+  JPEGs are decoded at reduced size.
+
+The two sources draw the same parameters for a given ``(seed, epoch, index, view)`` but are
+not interchangeable pixel for pixel: the PIL path resamples with PIL and rounds to uint8
+after every operation, the batched path stays in float (``roi_align`` crops).
 """
 
 from __future__ import annotations
@@ -36,20 +43,56 @@ def rank_batches(num_samples: int, global_batch: int, seed: int, epoch: int, sta
         yield order[b * global_batch + rank * local: b * global_batch + (rank + 1) * local]
 
 
-class InMemoryBatches:
-    def __init__(self, data: ImageArray, views: list[ViewParams], seed: int, stats: str, global_batch: int,
-                 rank: int = 0, world: int = 1):
+class _BatchAugmenter(torch.utils.data.Dataset):
+    """Key ``(epoch, positions)`` -> the batch's normalised views (one ``augment_batch`` call per view)."""
+
+    def __init__(self, data: ImageArray, views: list[ViewParams], seed: int, stats: str):
         self.data, self.views, self.seed, self.stats = data, views, seed, stats
-        self.global_batch, self.rank, self.world = global_batch, rank, world
 
     def __len__(self) -> int:
         return len(self.data.labels)
 
+    def __getitem__(self, key: tuple[int, np.ndarray]) -> list[torch.Tensor]:
+        epoch, batch = key
+        images, indices = to_float_rgb(self.data.images[batch]), self.data.indices[batch]
+        return [normalize(augment_batch(images, indices, params, self.seed, epoch, v), self.stats)
+                for v, params in enumerate(self.views)]
+
+
+class _BatchKeys:
+    """Sampler of whole-batch keys ``(epoch, positions)`` for a ``DataLoader`` without automatic batching."""
+
+    def __init__(self, num_samples: int, global_batch: int, seed: int, epoch: int, start: int, rank: int,
+                 world: int):
+        self.args = (num_samples, global_batch, seed, epoch, start, rank, world)
+        self.length = num_samples // global_batch - start
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        return ((self.args[3], batch) for batch in rank_batches(*self.args))
+
+
+class InMemoryBatches:
+    def __init__(self, data: ImageArray, views: list[ViewParams], seed: int, stats: str, global_batch: int,
+                 num_workers: int = 0, rank: int = 0, world: int = 1, pin_memory: bool = False):
+        self.dataset = _BatchAugmenter(data, views, seed, stats)
+        self.seed, self.global_batch, self.num_workers = seed, global_batch, num_workers
+        self.rank, self.world, self.pin_memory = rank, world, pin_memory
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
     def epoch(self, epoch: int, start: int) -> Iterator[list[torch.Tensor]]:
-        for batch in rank_batches(len(self), self.global_batch, self.seed, epoch, start, self.rank, self.world):
-            images, indices = to_float_rgb(self.data.images[batch]), self.data.indices[batch]
-            yield [normalize(augment_batch(images, indices, params, self.seed, epoch, v), self.stats)
-                   for v, params in enumerate(self.views)]
+        keys = _BatchKeys(len(self), self.global_batch, self.seed, epoch, start, self.rank, self.world)
+        if self.num_workers == 0:
+            yield from map(self.dataset.__getitem__, keys)
+            return
+        # batch_size=None: each key is one batch, augmented whole in a worker and passed through uncollated
+        yield from torch.utils.data.DataLoader(self.dataset, batch_size=None, sampler=keys,
+                                               num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                               worker_init_fn=_ignore_stop_signals)
 
 
 class _ViewDataset(torch.utils.data.Dataset):
