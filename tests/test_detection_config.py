@@ -108,6 +108,19 @@ def test_an_area_range_with_no_ground_truth_is_left_out_and_any_other_nan_still_
         flatten_metrics({"bbox": dict(results["bbox"], APm=float("nan"))}, undefined)
 
 
+def test_a_model_that_detected_nothing_scores_zero_where_the_test_set_has_ground_truth():
+    """Detectron2's COCOEvaluator gives all-NaN without predictions; pycocotools' AP is then 0."""
+    from downstream.detection.trainer import flatten_metrics
+
+    nothing = {name: float("nan") for name in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+    finite = {"AP": 1.5, "AP50": 4.0, "AP75": 0.5, "APs": 0.0, "APm": 2.0, "APl": float("nan")}  # no large GT
+    flat = flatten_metrics({"bbox": finite, "segm": nothing}, frozenset({"APl"}))
+    assert flat == {**{f"bbox_{k}": v for k, v in finite.items() if k != "APl"},
+                    **{f"segm_{k}": 0.0 for k in ("AP", "AP50", "AP75", "APs", "APm")}}
+    with pytest.raises(UserError, match="no finite bbox_AP"):  # no ground truth of any size: AP undefined
+        flatten_metrics({"bbox": nothing}, frozenset({"APs", "APm", "APl"}))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

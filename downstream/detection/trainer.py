@@ -90,9 +90,18 @@ def flatten_metrics(results: dict, undefined: frozenset[str] = frozenset()) -> d
     lacks that column would look complete. UserError naming the NaN metrics, or when there are none.
     ``undefined`` (:func:`empty_area_ranges`) names the area-range APs the test set has no ground
     truth for: those are left out instead.
+
+    A kind whose every number is NaN while the test set has ground truth is a model that detected
+    nothing: Detectron2's ``COCOEvaluator._derive_coco_results`` returns all-NaN when there are no
+    predictions, because pycocotools cannot load an empty result list. Its APs are 0, the value
+    pycocotools' ``COCOeval.accumulate`` gives a category with ground truth and no detections.
     """
     flat, bad = {}, []
+    has_ground_truth = len(undefined) < len(AREA_RANGES)  # some area range holds ground truth
     for kind, values in results.items():
+        if has_ground_truth and values and all(not math.isfinite(value) for value in values.values()):
+            log.warning("%s: the model made no detections; its APs are 0", kind)
+            values = {name: value if name in undefined else 0.0 for name, value in values.items()}
         for name in SUMMARY_METRICS:
             value = values.get(name)
             if value is None or (name in undefined and not math.isfinite(value)):
@@ -102,8 +111,8 @@ def flatten_metrics(results: dict, undefined: frozenset[str] = frozenset()) -> d
             else:
                 bad.append(f"{kind}_{name}")
     if bad or not flat:
-        raise UserError(f"the evaluator returned no finite {', '.join(bad) or 'AP'} (no detections above "
-                        "MODEL.ROI_HEADS.SCORE_THRESH_TEST, or no ground truth of that kind in the test set?)")
+        raise UserError(f"the evaluator returned no finite {', '.join(bad) or 'AP'} (no ground truth of that "
+                        "kind in the test set?)")
     return flat
 
 
