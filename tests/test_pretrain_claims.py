@@ -87,8 +87,8 @@ def test_sigterm_saves_the_step_boundary_and_stops(tmp_path, monkeypatch):
     steps = saved_steps(monkeypatch)
     real_step = engine.Trainer._train_step
 
-    def step_then_sigterm(self, views):
-        out = real_step(self, views)
+    def step_then_sigterm(self, *args):
+        out = real_step(self, *args)
         if self.step == 2:
             signal.raise_signal(signal.SIGTERM)  # handled by pretrain.preemption, as from SLURM/kill
         return out

@@ -45,10 +45,17 @@ stages:
     return path
 
 
+def _interruptible() -> None:
+    """Ctrl-C enabled in the runner, as in a terminal's foreground job, even where pytest itself runs with
+    SIGINT ignored (a background job of a non-interactive shell: the child would inherit SIG_IGN)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(pipeline: Path, log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen([sys.executable, "-m", "slurm", "run", str(pipeline)], stdout=out, cwd=REPO_ROOT,
-                                stderr=subprocess.STDOUT, start_new_session=True, text=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, text=True,
+                                preexec_fn=_interruptible)
 
 
 def _wait_for_first_step(metrics: Path, process: subprocess.Popen, timeout: float = 300) -> None:
