@@ -5,6 +5,7 @@ installed by the README's test command, so in CI (``CI`` set) a missing one is a
 never a skip; on a developer's machine without them the test is skipped with the reason.
 """
 
+import contextlib
 import importlib
 import os
 
@@ -29,6 +30,18 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def repo_path(relative: str) -> str:
     """The absolute path of a file shipped in the repository, so a test runs from any directory."""
     return os.path.join(REPO_ROOT, relative)
+
+
+@contextlib.contextmanager
+def in_repo_root():
+    """For in-process code that reads a pipeline's stage arguments: those are relative to the repository
+    root, where ``python -m slurm`` runs (docs/slurm.md). The caller's directory is restored after."""
+    previous = os.getcwd()
+    os.chdir(REPO_ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import in_repo_root
 
 from downstream.cli import parse_args
 from downstream.config import resolve_config
@@ -196,8 +197,9 @@ def renderings(tmp_path_factory) -> dict[str, list[RenderedRun]]:
         jobs = table_jobs(pipeline)
         if not jobs:
             continue
-        _check_dry_run_plan(path, run_dir, pipeline)
-        run = RenderedRun(path.name, write_pipeline_records(pipeline), {})
+        with in_repo_root():  # the stage arguments name repo-relative configs, as `python -m slurm` reads them
+            _check_dry_run_plan(path, run_dir, pipeline)
+            run = RenderedRun(path.name, write_pipeline_records(pipeline), {})
         for layout, argv in jobs.items():
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 assert results_main(argv) == 0

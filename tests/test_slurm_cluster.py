@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT, repo_path
+from conftest import REPO_ROOT, in_repo_root, repo_path
 from converted_checks import assert_converted
 
 from slurm.pipeline import load_pipeline
@@ -75,10 +75,11 @@ def test_smoke_pipeline_end_to_end_then_reruns_only_what_is_missing(slurm_cluste
     assert pixels_seed1.is_file()
 
     # A changed config reruns what it changes and everything downstream of it, nothing else.
-    changed = plan(load_pipeline(SMOKE, [f"run_dir={run_dir}", "executor=slurm", "vars.knn_test_size=100"]))
+    with in_repo_root():
+        changed = plan(load_pipeline(SMOKE, [f"run_dir={run_dir}", "executor=slurm", "vars.knn_test_size=100"]))
+        retrained = plan(load_pipeline(SMOKE, [f"run_dir={run_dir}", "vars.batch_size=16"]))
     assert [name for name, reason in changed.items() if reason is None] == [
         "knn-resa-0", "knn-resa-1", "knn-resa-2", "knn-pixels-0", "knn-pixels-1", "knn-pixels-2", "tables"]
-    retrained = plan(load_pipeline(SMOKE, [f"run_dir={run_dir}", "vars.batch_size=16"]))
     assert all(reason is None for name, reason in retrained.items() if not name.startswith("knn-pixels"))
 
 
