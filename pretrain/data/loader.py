@@ -109,14 +109,8 @@ class _ViewDataset(torch.utils.data.Dataset):
             return self.make_views(epoch, int(self.data.indices[position]), image)
 
 
-class _EpochSampler:
-    def __init__(self, num_samples: int, global_batch: int, seed: int, epoch: int, start: int, rank: int,
-                 world: int):
-        self.args = (num_samples, global_batch, seed, epoch, start, rank, world)
-        self.length = num_samples // global_batch - start
-
-    def __len__(self) -> int:
-        return self.length
+class _EpochSampler(_BatchKeys):
+    """The same batches as :class:`_BatchKeys`, as lists of per-sample ``(epoch, position)`` keys."""
 
     def __iter__(self):
         epoch = self.args[3]
