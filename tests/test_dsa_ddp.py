@@ -6,22 +6,15 @@ of the whole batch (encoder and ``f_s``). Every rank holds the same global DSA t
 own loss is each rank's rows' mean, so the ranks' mean loss is the global loss.
 """
 
-import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from conftest import repo_path
+from ddp_harness import run_worker
 
 from pretrain.config import resolve
 from pretrain.engine import build_model
 
 DEMO = repo_path("configs/pretrain/demo_fmnist_resa.yaml")
-ROOT = str(Path(__file__).resolve().parents[1])
 GLOBAL, SIZE = 16, 8
 OVERRIDES = ["method=simclr", "arch=resnet18_cifar", f"optim.batch_size={GLOBAL}", "model.projector_hidden_dim=32",
              "model.projector_out_dim=16", "dsa.enabled=true", "dsa.hidden_dim=16", "dsa.knn=4", "dsa.aux_pool=4"]
@@ -29,12 +22,8 @@ PROBES = ("encoder.conv1.weight", "encoder.layer4.1.bn2.weight", "dsa.similarity
           "dsa.similarity.second.bias")
 
 WORKER = f"""
-import json, sys, torch
-from pretrain import distributed
 from pretrain.config import resolve
 from pretrain.engine import build_model
-torch.set_num_threads(1)
-info, device = distributed.init("gloo")
 local = slice(info.rank * {GLOBAL // 2}, (info.rank + 1) * {GLOBAL // 2})
 g = torch.Generator().manual_seed(1)
 views = [torch.rand({GLOBAL}, 3, {SIZE}, {SIZE}, generator=g, dtype=torch.float64) for _ in range(2)]
@@ -46,26 +35,13 @@ for name in {PROBES!r}:
     grad = dict(model.named_parameters())[name].grad.clone()
     torch.distributed.all_reduce(grad)  # DDP: the mean over ranks
     grads[name] = (grad / info.world_size).flatten().tolist()
-json.dump({{"loss": loss.item(), "grads": grads, "dsa_am": logs["dsa_am"]}},
-          open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
+out = {{"loss": loss.item(), "grads": grads, "dsa_am": logs["dsa_am"]}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_two_ranks_equal_one_process_in_float64(tmp_path, one_torch_thread):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={free_port()}", str(script), str(tmp_path)],
-                            capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": ROOT})
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_worker(tmp_path, WORKER, timeout=900)
 
     g = torch.Generator().manual_seed(1)
     views = [torch.rand(GLOBAL, 3, SIZE, SIZE, generator=g, dtype=torch.float64) for _ in range(2)]

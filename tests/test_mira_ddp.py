@@ -7,27 +7,16 @@ single-process loss, each rank's pseudo-labels the single-process rows, and each
 gradient divided by the world size the single-process gradient of its rows.
 """
 
-import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from ddp_harness import run_worker
 
 from pretrain.losses.mira import mira_loss, mira_pseudo_labels
 
-ROOT = str(Path(__file__).resolve().parents[1])
 GLOBAL, K, CROPS = 16, 12, 3
 
 WORKER = f"""
-import json, sys, torch
-from pretrain import distributed
 from pretrain.losses.mira import mira_loss, mira_pseudo_labels
-torch.set_num_threads(1)
-info, _ = distributed.init("gloo")
 g = torch.Generator().manual_seed(3)
 student = [3 * torch.randn({GLOBAL}, {K}, generator=g, dtype=torch.float64) for _ in range({CROPS})]
 teacher = [3 * torch.randn({GLOBAL}, {K}, generator=g, dtype=torch.float64) for _ in range(2)]
@@ -37,14 +26,7 @@ loss = mira_loss(local, [t[rows] for t in teacher])
 loss.backward()
 out = {{"loss": loss.item(), "labels": mira_pseudo_labels(teacher[0][rows]).tolist(),
         "grads": [x.grad.tolist() for x in local]}}
-json.dump(out, open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def single_process():
@@ -59,13 +41,7 @@ def single_process():
 
 @pytest.mark.slow
 def test_two_gloo_ranks_equal_one_process(tmp_path):
-    (tmp_path / "worker.py").write_text(WORKER)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={free_port()}", str(tmp_path / "worker.py"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_worker(tmp_path, WORKER)
     loss, labels, grads = single_process()
     assert abs(sum(r["loss"] for r in ranks) / 2 - loss) <= 1e-9 * abs(loss)
     half = GLOBAL // 2

@@ -8,20 +8,13 @@ single-process rows, each rank's anchor gradient divided by the world size (DDP'
 single-process gradient of its rows, and the ranks' mean prototype gradient the single-process one.
 """
 
-import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from ddp_harness import run_worker
 
 from pretrain.losses.msn import msn_loss, msn_targets
 from pretrain.losses.priors import power_law_prior
 
-ROOT = str(Path(__file__).resolve().parents[1])
 GLOBAL, K, D, VIEWS, TAU = 12, 10, 6, 3, 0.25
 
 SETUP = f"""
@@ -33,12 +26,8 @@ prior = power_law_prior({K}, {TAU})
 """
 
 WORKER = f"""
-import json, sys, torch
-from pretrain import distributed
 from pretrain.losses.msn import msn_loss, msn_targets
 from pretrain.losses.priors import power_law_prior
-torch.set_num_threads(1)
-info, _ = distributed.init("gloo")
 {SETUP}
 rows = slice(info.rank * {GLOBAL // 2}, (info.rank + 1) * {GLOBAL // 2})
 local = torch.cat([a[rows] for a in anchors]).requires_grad_(True)
@@ -47,14 +36,7 @@ loss, _ = msn_loss(local, target[rows], protos, prior, prior_weight=5.0)
 loss.backward()
 out = {{"loss": loss.item(), "targets": msn_targets(target[rows], prototypes, prior).tolist(),
         "anchor_grad": local.grad.tolist(), "proto_grad": protos.grad.tolist()}}
-json.dump(out, open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def single_process():
@@ -70,16 +52,7 @@ def single_process():
 
 @pytest.mark.slow
 def test_two_gloo_ranks_equal_one_process(tmp_path):
-    (tmp_path / "worker.py").write_text(WORKER)
-    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}
-    workers = [subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(tmp_path)],
-                                env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE, text=True)
-               for r in range(2)]
-    for worker in workers:  # two plain processes (torchrun's variables): no launcher process to start
-        _, stderr = worker.communicate(timeout=600)
-        assert worker.returncode == 0, stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_worker(tmp_path, WORKER)
     loss, targets, anchor_grad, proto_grad = single_process()
     assert abs(sum(r["loss"] for r in ranks) / 2 - loss) <= 1e-9 * abs(loss)
     half = GLOBAL // 2

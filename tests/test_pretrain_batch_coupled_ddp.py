@@ -7,20 +7,15 @@ equal the single-process gradients of the whole batch. Sync BN (NaiveSyncBatchNo
 makes the encoder's BN statistics global too.
 """
 
-import json
 import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from ddp_harness import ROOT, run_worker
 
 from pretrain.config import resolve
 from pretrain.engine import build_model
 
-ROOT = str(Path(__file__).resolve().parents[1])
 DEMO = os.path.join(ROOT, "configs/pretrain/demo_fmnist_resa.yaml")
 GLOBAL, SIZE = 16, 8
 HEADS = ["model.projector_hidden_dim=32", "model.projector_out_dim=16"]
@@ -35,12 +30,8 @@ OVERRIDES = {
 PROBES = ("encoder.conv1.weight", "encoder.layer4.1.bn2.weight", "projector.0.weight")
 
 WORKER = f"""
-import json, sys, torch
-from pretrain import distributed
 from pretrain.config import resolve
 from pretrain.engine import build_model
-torch.set_num_threads(1)
-info, device = distributed.init("gloo")
 overrides = {OVERRIDES!r}
 local = slice(info.rank * {GLOBAL // 2}, (info.rank + 1) * {GLOBAL // 2})
 out = {{}}
@@ -58,26 +49,12 @@ for method, extra in overrides.items():
             torch.distributed.all_reduce(grad)  # DDP: the mean over ranks
             grads[name] = (grad / info.world_size).flatten().tolist()
     out[method] = {{"loss": loss.item(), "grads": grads, "bn": type(model.encoder.bn1).__name__}}
-json.dump(out, open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ddp_b")
-    script = folder / "worker.py"
-    script.write_text(WORKER)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={free_port()}", str(script), str(folder)],
-                            capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": ROOT})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return [json.loads((folder / f"rank{r}.json").read_text()) for r in range(2)]
+    return run_worker(tmp_path_factory.mktemp("ddp_b"), WORKER, timeout=900)
 
 
 def single_process(method):

@@ -11,23 +11,19 @@
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from ddp_harness import ROOT, torchrun
 from test_pretrain_losses_clustering import ref_kmeans
 
 from pretrain.config import resolve
 from pretrain.engine import build_model
 from resa_core.errors import UserError
 
-ROOT = str(Path(__file__).resolve().parents[1])
 DEMO = str(Path(ROOT) / "configs" / "pretrain" / "demo_fmnist_resa.yaml")
 TINY = ["method=deepclusterv2", "model.projector_hidden_dim=32", "model.projector_out_dim=8",
         "loss.num_prototypes=[5,4,3]"]
@@ -128,23 +124,13 @@ def test_loss_falls_on_a_fixed_batch(one_torch_thread):
     assert min(hits) >= 0.75, hits  # measured: 0.875 (2 of 16) at worst
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_engine_on_two_ranks_equals_one_process(tmp_path):
     """Two epochs of two steps: init pass, k-means at each epoch start, gathered memory, rank shards of indices."""
     args = [DEMO, *TINY, "data.train_size=16", "data.image_size=16", "optim.batch_size=8", "epochs=2",
             "optim.warmup_epochs=1", "run.dtype=float64", "run.log_every_steps=1", "run.num_threads=1",
             "run.tensorboard=false", "loss.num_prototypes=[5,4]"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-               "-m", "pretrain", *args, f"output_dir={tmp_path / 'ddp'}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    torchrun(["-m", "pretrain", *args, f"output_dir={tmp_path / 'ddp'}"])
     from pretrain.engine import train
 
     train(resolve(args[0], [*args[1:], f"output_dir={tmp_path / 'one'}"]))

@@ -5,33 +5,22 @@ ReSA's ``sinkhorn_distributed`` (the prior ranked by all-reduced target masses),
 must produce exactly those rows of the single-process assignment.
 """
 
-import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from ddp_harness import run_worker
 
 from pretrain.losses.mira import mira_pseudo_labels
 from pretrain.losses.priors import power_law_prior
 from pretrain.losses.resa import sinkhorn_distributed
 from pretrain.losses.swav import sinkhorn_codes
 
-ROOT = str(Path(__file__).resolve().parents[1])
 GLOBAL, K, ITERS = 12, 8, 10
 
 WORKER = f"""
-import json, sys, torch
-from pretrain import distributed
 from pretrain.losses.mira import mira_pseudo_labels
 from pretrain.losses.priors import power_law_prior
 from pretrain.losses.resa import sinkhorn_distributed
 from pretrain.losses.swav import sinkhorn_codes
-torch.set_num_threads(1)
-info, _ = distributed.init("gloo")
 g = torch.Generator().manual_seed(5)
 resa = torch.rand({GLOBAL}, {GLOBAL}, generator=g, dtype=torch.float64)
 swav = torch.rand({GLOBAL}, {K}, generator=g, dtype=torch.float64)
@@ -39,25 +28,12 @@ rows = slice(info.rank * {GLOBAL // 2}, (info.rank + 1) * {GLOBAL // 2})
 out = {{"resa": sinkhorn_distributed(resa[rows], 0.05, {ITERS}, power_law_prior({GLOBAL}, 0.5)).tolist(),
         "swav": sinkhorn_codes(swav[rows], 0.05, {ITERS}, power_law_prior({K}, 0.5)).tolist(),
         "mira": mira_pseudo_labels(3 * swav[rows], 0.225, 2 / 3, {ITERS}, power_law_prior({K}, 0.5)).tolist()}}
-json.dump(out, open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_two_gloo_ranks_equal_one_process_with_a_power_law_prior(tmp_path):
-    (tmp_path / "worker.py").write_text(WORKER)
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={free_port()}", str(tmp_path / "worker.py"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = run_worker(tmp_path, WORKER)
     g = torch.Generator().manual_seed(5)
     resa = torch.rand(GLOBAL, GLOBAL, generator=g, dtype=torch.float64)
     swav = torch.rand(GLOBAL, K, generator=g, dtype=torch.float64)
