@@ -20,29 +20,16 @@ import pytest
 import torch
 from conftest import REPO_ROOT
 from converted_checks import assert_converted
+from local_pipeline import write_pretrain_then_convert
 
 STEPS_PER_EPOCH, EPOCHS = 8, 2
 
 
 def _pipeline(tmp_path: Path) -> Path:
-    path = tmp_path / "interrupt.yaml"
-    path.write_text(f"""
-name: interrupt
-run_dir: {tmp_path / 'run'}
-executor: local
-max_parallel: 1
-stages:
-  - name: pretrain
-    command: pretrain
-    args: ["configs/pretrain/demo_fmnist_resa.yaml", "output_dir={{run_dir}}/pretrain", "epochs={EPOCHS}",
-           "data.train_size={32 * STEPS_PER_EPOCH}", "optim.batch_size=32", "optim.warmup_epochs=1",
-           "run.log_every_steps=1", "run.num_threads=1", "run.tensorboard=false"]
-  - name: convert
-    command: converters
-    after: [pretrain]
-    args: ["{{run_dir}}/pretrain/checkpoint.pth", "-o", "{{run_dir}}/torchvision.pth", "--to", "torchvision"]
-""")
-    return path
+    return write_pretrain_then_convert(tmp_path, "interrupt", [
+        "configs/pretrain/demo_fmnist_resa.yaml", "output_dir={run_dir}/pretrain", f"epochs={EPOCHS}",
+        f"data.train_size={32 * STEPS_PER_EPOCH}", "optim.batch_size=32", "optim.warmup_epochs=1",
+        "run.log_every_steps=1", "run.num_threads=1", "run.tensorboard=false"])
 
 
 def _interruptible() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import repo_path
+from local_pipeline import write_pretrain_then_convert
 
 from slurm.executors import run_local
 from slurm.jobs import StageJob
@@ -25,22 +26,7 @@ TINY = ["data.train_size=32", "optim.batch_size=16", "epochs=1", "optim.warmup_e
 def test_exit_status_3_fails_the_stage_and_its_dependents_are_not_run(tmp_path, capsys):
     args = [repo_path("configs/pretrain/demo_fmnist_resa.yaml"), "output_dir={run_dir}/pretrain", *TINY,
             "run.max_steps=1"]
-    path = tmp_path / "unfinished.yaml"
-    path.write_text(f"""
-name: unfinished
-run_dir: {tmp_path / 'run'}
-executor: local
-max_parallel: 1
-stages:
-  - name: pretrain
-    command: pretrain
-    args: {args!r}
-  - name: convert
-    command: converters
-    after: [pretrain]
-    args: ["{{run_dir}}/pretrain/checkpoint.pth", "-o", "{{run_dir}}/torchvision.pth", "--to", "torchvision"]
-""")
-    state = run_local(load_pipeline(path))
+    state = run_local(load_pipeline(write_pretrain_then_convert(tmp_path, "unfinished", args)))
     assert state == {"pretrain": "FAILED", "convert": "NOT_RUN"}
     printed = capsys.readouterr().out
     assert "exited with status 3" in printed and "convert: not run (a dependency failed)" in printed
