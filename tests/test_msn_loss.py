@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from sinkhorn_reference import ref_sinkhorn
 
 from pretrain.losses.msn import SHARPEN, TEMPERATURE, msn_loss, msn_targets, sinkhorn_to_prior
 from pretrain.losses.priors import power_law_prior
@@ -20,7 +21,8 @@ K, D, B, VIEWS = 12, 8, 10, 3
 
 def reference_msn_loss(anchor_views, target_views, prototypes, T, use_sinkhorn, tau=TEMPERATURE):
     """facebookresearch/msn src/losses.py::init_msn_loss(num_views, tau, me_max=True) ``loss`` and
-    ``distributed_sinkhorn`` (single process), one-hot prototype labels; returns ploss + me_max."""
+    ``distributed_sinkhorn`` (single process: ``sinkhorn_reference.ref_sinkhorn``), one-hot prototype
+    labels; returns ploss + me_max."""
     softmax = torch.nn.Softmax(dim=1)
     proto_labels = torch.eye(prototypes.shape[0], dtype=prototypes.dtype)
     num_views = anchor_views.shape[0] // target_views.shape[0]
@@ -35,21 +37,8 @@ def reference_msn_loss(anchor_views, target_views, prototypes, T, use_sinkhorn, 
         supports = torch.nn.functional.normalize(supports)
         return softmax(query @ supports.T / temp) @ support_labels
 
-    @torch.no_grad()
     def distributed_sinkhorn(Q, num_itr=3):
-        Q = Q.T
-        B = Q.shape[1]
-        K = Q.shape[0]
-        sum_Q = torch.sum(Q)
-        Q /= sum_Q
-        for _ in range(num_itr):
-            sum_of_rows = torch.sum(Q, dim=1, keepdim=True)
-            Q /= sum_of_rows
-            Q /= K
-            Q /= torch.sum(Q, dim=0, keepdim=True)
-            Q /= B
-        Q *= B
-        return Q.T
+        return ref_sinkhorn(Q.T, num_itr).T
 
     probs = snn(anchor_views, prototypes, proto_labels)
     with torch.no_grad():

@@ -4,26 +4,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.sparse import csr_matrix
+from sinkhorn_reference import ref_sinkhorn
 
 from pretrain.losses.deepclusterv2 import deepclusterv2_loss, spherical_kmeans
 from pretrain.losses.swav import sinkhorn_codes, swapped_prediction_loss
 
 
 def ref_distributed_sinkhorn(out, epsilon, sinkhorn_iterations, world_size=1):
-    """main_swav.py distributed_sinkhorn, one process (all_reduce = identity)."""
-    Q = torch.exp(out / epsilon).t()
-    B = Q.shape[1] * world_size
-    K = Q.shape[0]
-    sum_Q = torch.sum(Q)
-    Q /= sum_Q
-    for _ in range(sinkhorn_iterations):
-        sum_of_rows = torch.sum(Q, dim=1, keepdim=True)
-        Q /= sum_of_rows
-        Q /= K
-        Q /= torch.sum(Q, dim=0, keepdim=True)
-        Q /= B
-    Q *= B
-    return Q.t()
+    """main_swav.py distributed_sinkhorn, one process (all_reduce = identity): its loop is ``ref_sinkhorn``."""
+    return ref_sinkhorn(torch.exp(out / epsilon).t(), sinkhorn_iterations, world_size).t()
 
 
 def ref_swav_loss(output, embedding, prototypes, bs, crops_for_assign, nmb_crops, temperature, epsilon, queue=None):
