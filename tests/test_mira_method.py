@@ -9,6 +9,7 @@ the engine on real Fashion-MNIST exports ``momentum_encoder`` and is accepted by
 import pytest
 import torch
 from conftest import repo_path
+from toy_steps import optimise
 
 from converters.cli import main as converters_main
 from pretrain.config import resolve
@@ -29,20 +30,6 @@ def fixed_views(batch=16, size=16, seed=1, n=2):
     g = torch.Generator().manual_seed(seed)
     base = torch.rand(batch, 3, size, size, generator=g)
     return [(base + 0.1 * torch.randn(batch, 3, size, size, generator=g)) for _ in range(n)]
-
-
-def optimise(model, views, steps, lr=0.05):
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
-    losses = []
-    for step in range(steps):
-        loss, _ = model(*views)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        model.before_optimizer_step()
-        optimizer.step()
-        model.after_step((step + 1) / steps)
-        losses.append(loss.item())
-    return losses
 
 
 def test_loss_falls_on_a_fixed_batch(one_torch_thread):
