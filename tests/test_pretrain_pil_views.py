@@ -1,12 +1,15 @@
-"""PIL views: draws keyed by (seed, epoch, index, view), and reduced-scale JPEG decoding that keeps the geometry."""
+"""PIL views: draws keyed by (seed, epoch, index, view), pixels bit-identical to torchvision's PIL ops, and
+reduced-scale JPEG decoding that keeps the geometry."""
 
+import dataclasses
 import io
 from pathlib import Path
 
 import numpy as np
 import sklearn
 import torch
-from PIL import Image
+import torchvision.transforms.v2.functional as TF
+from PIL import Image, ImageFilter, ImageOps
 
 from pretrain.data import pil_views
 from pretrain.data.loader import LoaderBatches
@@ -78,3 +81,48 @@ def test_the_loader_hands_jpeg_files_undecoded_to_the_view_maker(tmp_path, monke
         assert fast.shape == (1, *slow.shape)
         assert (fast[0] - slow).abs().mean() < 0.05
         assert (fast[0].mean((1, 2)) - slow.mean((1, 2))).abs().max() < 0.02
+
+
+def _torchvision_view(image: Image.Image, draw: dict, size: int) -> np.ndarray:
+    """The reference: torchvision's PIL functional ops, composed as solo-learn's ImageNetTransform does."""
+    (left, top, right, bottom), (brightness, contrast, saturation, hue) = draw["box"], draw["factors"]
+    out = TF.resized_crop(image, top, left, bottom - top, right - left, [size, size], antialias=True)
+    if draw["jitter"]:
+        out = TF.adjust_hue(TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(
+            out, brightness), contrast), saturation), hue)
+    if draw["gray"]:
+        out = TF.rgb_to_grayscale(out, num_output_channels=3)
+    if draw["blur_sigma"] > 0:
+        out = out.filter(ImageFilter.GaussianBlur(radius=draw["blur_sigma"]))
+    if draw["solarize"]:
+        out = ImageOps.solarize(out, 128)
+    if draw["flip"]:
+        out = TF.horizontal_flip(out)
+    return np.asarray(out)
+
+
+def test_views_are_bit_identical_to_torchvision_pil_ops():
+    # strong jitter (clipping brightness, hues of both signs), every op on about half the views
+    params = ViewParams(crop_size=40, min_scale=0.05, max_scale=0.5, color_jitter_prob=0.9, brightness=0.8,
+                        contrast=0.8, saturation=0.8, hue=0.5, grayscale_prob=0.5, blur_prob=0.5,
+                        solarization_prob=0.5)
+    photo = Image.open(PHOTO).convert("RGB")
+    seen = set()
+    for key in range(24):
+        draw = draw_view_params(params, np.random.default_rng((1, 0, key, 0)), photo.height, photo.width)
+        ours = augment_pil(photo, params, np.random.default_rng((1, 0, key, 0)))
+        assert ours.mode == "RGB" and np.array_equal(np.asarray(ours), _torchvision_view(photo, draw, 40))
+        seen |= {name for name in ("jitter", "gray", "blur_sigma", "solarize", "flip") if draw[name]}
+    assert len(seen) == 5  # every operation was exercised
+
+
+def test_views_of_two_sizes_keep_their_order_and_normalisation():
+    large, small = ViewParams(crop_size=48, min_scale=0.3), dataclasses.replace(STANDARD, crop_size=24)
+    views = [large, small, large, dataclasses.replace(small, grayscale_prob=1.0), small]  # a grey view: mode L
+    photo = Image.open(PHOTO).convert("RGB")
+    made = ViewMaker(views, seed=4, stats="imagenet")(1, 9, photo)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    for v, (params, tensor) in enumerate(zip(views, made, strict=True)):
+        view = augment_pil(photo, params, np.random.default_rng((4, 1, 9, v)))
+        expected = (torch.as_tensor(np.array(view)).permute(2, 0, 1) / 255 - mean[:, None, None]) / std[:, None, None]
+        assert tensor.shape == expected.shape and torch.allclose(tensor, expected, atol=1e-5)
