@@ -16,8 +16,8 @@ float box, so the geometry is unchanged). Otherwise the crop is the plain crop +
 every view is bit-identical to torchvision's PIL functional ops composed as solo-learn does
 (``tests/test_pretrain_pil_views.py``), with fewer passes and no torchvision dispatch:
 brightness, contrast and solarisation are 256-entry tables, hue shifts the H band of the HSV
-image by a table, a grey view stays one band (mode L) until the tensor conversion, which
-normalises all views of one size in one uint8 -> float multiply-add.
+image by a table, a grey view stays one band (mode L) until the uint8 tensor conversion.
+Normalisation happens on whole batches after the transfer to the device (:func:`normalize_views`).
 """
 
 from __future__ import annotations
@@ -129,44 +129,34 @@ def decode_for_crops(image: Image.Image, boxes: list[tuple], sizes: list[int]) -
     return (image if image.mode == "RGB" else image.convert("RGB")), scale  # convert would copy an RGB image
 
 
-def _rgb(view: Image.Image) -> Image.Image:
-    return view if view.mode == "RGB" else view.convert("RGB")
-
-
 class ViewMaker:
-    """Turns ``(epoch, index, PIL image)`` into the list of normalised view tensors."""
+    """Turns ``(epoch, index, PIL image)`` into the list of uint8 ``(3, H, W)`` view tensors.
 
-    def __init__(self, views: list[ViewParams], seed: int, stats: str):
+    Normalisation is left to :func:`normalize_views` on whole batches, after the transfer to the
+    training device (:meth:`pretrain.data.loader.LoaderBatches.epoch`): the DataLoader workers
+    only make uint8 pixels, and the batches they pass through shared memory are four times
+    smaller than float ones.
+    """
+
+    def __init__(self, views: list[ViewParams], seed: int):
         self.views, self.seed = views, seed
-        mean, std = NORMALIZATION[stats]
-        # (x / 255 - mean) / std as one multiply-add on the uint8 values
-        self.scale = (1.0 / (255.0 * torch.tensor(std))).view(3, 1, 1)
-        self.offset = (-torch.tensor(mean) / torch.tensor(std)).view(3, 1, 1)
 
     def __call__(self, epoch: int, index: int, image: Image.Image) -> list[torch.Tensor]:
         width, height = image.size
         draws = [draw_view_params(params, np.random.default_rng((self.seed, epoch, index, v)), height, width)
                  for v, params in enumerate(self.views)]
         decoded, scale = decode_for_crops(image, [d["box"] for d in draws], [p.crop_size for p in self.views])
-        views = [_photometric(_crop(decoded, draw["box"], params.crop_size, scale), draw)
-                 for params, draw in zip(self.views, draws, strict=True)]
-        return self.to_tensors(views)
+        return [to_tensor(_photometric(_crop(decoded, draw["box"], params.crop_size, scale), draw))
+                for params, draw in zip(self.views, draws, strict=True)]
 
-    def to_tensors(self, views: list[Image.Image]) -> list[torch.Tensor]:
-        """Normalised float ``(3, H, W)`` tensors, one uint8 -> float pass per crop size.
 
-        The views of one size are joined into one ``(n, H, W, 3)`` uint8 buffer (a grey view,
-        mode L, replicated to RGB), converted to float and normalised in one multiply-add: per
-        view only a ``tobytes`` remains, not a tensor conversion and two elementwise ops.
-        """
-        out: list[torch.Tensor | None] = [None] * len(views)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for position, view in enumerate(views):
-            by_size.setdefault(view.size, []).append(position)
-        for (width, height), positions in by_size.items():
-            pixels = bytearray().join(_rgb(views[p]).tobytes() for p in positions)
-            batch = torch.frombuffer(pixels, dtype=torch.uint8).view(len(positions), height, width, 3)
-            normalised = torch.addcmul(self.offset, batch.permute(0, 3, 1, 2).float(), self.scale)
-            for position, tensor in zip(positions, normalised, strict=True):
-                out[position] = tensor
-        return out
+def to_tensor(view: Image.Image) -> torch.Tensor:
+    """A uint8 ``(3, H, W)`` tensor of the view's pixels (a grey view, mode L, replicated to RGB)."""
+    rgb = view if view.mode == "RGB" else view.convert("RGB")
+    return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(rgb.height, rgb.width, 3).permute(2, 0, 1)
+
+
+def normalize_views(views: torch.Tensor, stats: str) -> torch.Tensor:
+    """uint8 views ``(..., 3, H, W)`` -> float32 ``(x / 255 - mean) / std`` as one multiply-add, on their device."""
+    mean, std = (torch.tensor(values, device=views.device).view(3, 1, 1) for values in NORMALIZATION[stats])
+    return torch.addcmul(-mean / std, views.float(), 1.0 / (255.0 * std))
