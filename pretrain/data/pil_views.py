@@ -22,6 +22,8 @@ Normalisation happens on whole batches after the transfer to the device (:func:`
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageStat, JpegImagePlugin
@@ -158,5 +160,12 @@ def to_tensor(view: Image.Image) -> torch.Tensor:
 
 def normalize_views(views: torch.Tensor, stats: str) -> torch.Tensor:
     """uint8 views ``(..., 3, H, W)`` -> float32 ``(x / 255 - mean) / std`` as one multiply-add, on their device."""
-    mean, std = (torch.tensor(values, device=views.device).view(3, 1, 1) for values in NORMALIZATION[stats])
-    return torch.addcmul(-mean / std, views.float(), 1.0 / (255.0 * std))
+    offset, scale = _affine(stats, views.device)
+    return torch.addcmul(offset, views.float(), scale)
+
+
+@functools.cache
+def _affine(stats: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(-mean / std, 1 / (255 std))`` as ``(3, 1, 1)`` float32 tensors, made once per device."""
+    mean, std = (torch.tensor(values).view(3, 1, 1) for values in NORMALIZATION[stats])
+    return (-mean / std).to(device), (1.0 / (255.0 * std)).to(device)
