@@ -234,7 +234,7 @@ class Trainer:
         ones both data sources read (pretrain.data.loader), for methods with per-sample state."""
         positions = rank_batches(len(self.source), self.global_batch, self.config["seed"], epoch, start,
                                  self.info.rank, self.info.world_size)
-        return zip(self.source.epoch(epoch, start), positions, strict=True)
+        return zip(self.source.epoch(epoch, start, self.device), positions, strict=True)
 
     def _on_device(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         run_cfg = self.config["run"]

@@ -13,7 +13,8 @@ equivalence relies on). Which source a dataset gets depends on the dataset only,
   yields ``(epoch, index)`` pairs; the dataset derives each view's randomness from them
   (:class:`pretrain.data.pil_views.ViewMaker`), in the main process when there are no workers;
   image files reach the view maker opened but not decoded (``LabelledImages.open_image``), so
-  JPEGs are decoded at reduced size.
+  JPEGs are decoded at reduced size; workers make uint8 views, normalised per batch after the
+  transfer to the training device (``epoch(..., device)``).
 
 The two sources draw the same parameters for a given ``(seed, epoch, index, view)`` but are
 not interchangeable pixel for pixel: the PIL path resamples with PIL and rounds to uint8
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from pretrain.data.pil_views import ViewMaker
+from pretrain.data.pil_views import ViewMaker, normalize_views
 from pretrain.data.views import ViewParams, augment_batch
 from resa_core.data.catalog import LabelledImages
 from resa_core.data.fashion_mnist import ImageArray
@@ -84,7 +85,9 @@ class InMemoryBatches:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def epoch(self, epoch: int, start: int) -> Iterator[list[torch.Tensor]]:
+    def epoch(self, epoch: int, start: int, device: torch.device | None = None) -> Iterator[list[torch.Tensor]]:
+        """The epoch's normalised float batches from step ``start`` on (``device``: unused, the
+        augmenter normalises in float already; the same signature as :meth:`LoaderBatches.epoch`)."""
         keys = _BatchKeys(len(self), self.global_batch, self.seed, epoch, start, self.rank, self.world)
         if self.num_workers == 0:
             yield from map(self.dataset.__getitem__, keys)
@@ -129,15 +132,22 @@ def _ignore_stop_signals(worker_id: int) -> None:
 class LoaderBatches:
     def __init__(self, data: LabelledImages, views: list[ViewParams], seed: int, stats: str, global_batch: int,
                  num_workers: int, rank: int = 0, world: int = 1, pin_memory: bool = False):
-        self.dataset = _ViewDataset(data, ViewMaker(views, seed, stats))
-        self.seed, self.global_batch, self.num_workers = seed, global_batch, num_workers
+        self.dataset = _ViewDataset(data, ViewMaker(views, seed))
+        self.stats, self.seed, self.global_batch, self.num_workers = stats, seed, global_batch, num_workers
         self.rank, self.world, self.pin_memory = rank, world, pin_memory
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def epoch(self, epoch: int, start: int) -> Iterator[list[torch.Tensor]]:
+    def epoch(self, epoch: int, start: int, device: torch.device | None = None) -> Iterator[list[torch.Tensor]]:
+        """The epoch's float32 normalised batches from step ``start`` on, on ``device`` (default CPU).
+
+        The workers collate uint8 views; each batch moves to ``device`` as uint8 and is normalised
+        there (:func:`pretrain.data.pil_views.normalize_views`), off the workers' cores.
+        """
         sampler = _EpochSampler(len(self), self.global_batch, self.seed, epoch, start, self.rank, self.world)
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.num_workers,
                                              pin_memory=self.pin_memory, worker_init_fn=_ignore_stop_signals)
-        yield from loader
+        for views in loader:
+            yield [normalize_views(view if device is None else view.to(device, non_blocking=True), self.stats)
+                   for view in views]

@@ -12,50 +12,102 @@ the image's full size. When the image is a JPEG not yet decoded and every crop b
 twice its output size, the JPEG is decoded at a reduced scale (PIL ``draft``: 1/2, 1/4 or 1/8
 in the DCT, far cheaper than a full decode plus a large antialiased downscale) and each crop is
 resampled from the same box in original-image coordinates, scaled to the reduced image (a
-float box, so the geometry is unchanged). Otherwise the crop is the plain crop + resize. The
-tensor conversion scales and normalises uint8 pixels in one fused pass.
+float box, so the geometry is unchanged). Otherwise the crop is the plain crop + resize, and
+every view is bit-identical to torchvision's PIL functional ops composed as solo-learn does
+(``tests/test_pretrain_pil_views.py``), with fewer passes and no torchvision dispatch:
+brightness, contrast and solarisation are 256-entry tables, hue shifts the H band of the HSV
+image by a table, a grey view stays one band (mode L) until the uint8 tensor conversion.
+Normalisation happens on whole batches after the transfer to the device (:func:`normalize_views`).
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
-from PIL import Image, ImageFilter, ImageOps, JpegImagePlugin
+from PIL import Image, ImageFilter, ImageStat, JpegImagePlugin
 
 from pretrain.data.views import ViewParams, draw_view_params
 from resa_core.data.tensors import NORMALIZATION
 
 
 def _crop(image: Image.Image, box: tuple[float, float, float, float], size: int, scale: tuple[float, float]):
-    """RandomResizedCrop's resample of ``box`` (original-image coordinates) to ``size`` x ``size``."""
+    """RandomResizedCrop's resample of ``box`` (original-image coordinates) to ``size`` x ``size``.
+
+    Full resolution: crop, then PIL's antialiased bilinear resize, exactly what torchvision's
+    ``resized_crop`` does to a PIL image (``_functional_pil.crop`` + ``resize``), without its dispatch.
+    """
     left, top, right, bottom = box
     if scale == (1.0, 1.0):
-        return TF.resized_crop(image, top, left, bottom - top, right - left, [size, size], antialias=True)
+        return image.crop(box).resize((size, size), Image.BILINEAR)
     sx, sy = scale
     return image.resize((size, size), Image.BILINEAR, box=(left * sx, top * sy, right * sx, bottom * sy))
 
 
+def _blend_lut(degenerate: int, factor: float) -> list[int]:
+    """The 256-entry table of ``Image.blend(constant, image, factor)`` for one 8-bit band.
+
+    ImageEnhance's Brightness (constant 0) and Contrast (constant: the mean grey) blend every
+    byte with a constant, so the blend is a per-value function; tabulated by PIL's own blend on
+    a 0..255 ramp it is bit-identical, and ``point`` applies it in one pass without allocating
+    the constant image.
+    """
+    return list(Image.blend(Image.new("L", (256, 1), degenerate), _RAMP, factor).tobytes())
+
+
+def _point(image: Image.Image, lut: list[int]) -> Image.Image:
+    """``image.point(lut)`` for a table of ints, through Pillow's core ``point`` (what the public
+    method calls after rounding each of the up to 768 entries in Python, which on a 96 px view
+    costs more than the lookup itself)."""
+    return image._new(image.im.point(lut, None))
+
+
+_IDENTITY = list(range(256))
+_RAMP = Image.frombytes("L", (256, 1), bytes(range(256)))
+# ImageOps.solarize(threshold=128): values >= 128 are inverted
+_SOLARIZE = [value if value < 128 else 255 - value for value in range(256)]
+
+
+def _color_jitter(out: Image.Image, factors: tuple[float, float, float, float]) -> Image.Image:
+    """torchvision's PIL ``adjust_brightness``, ``_contrast``, ``_saturation``, ``_hue`` in this order.
+
+    Bit-identical to them (``tests/test_pretrain_pil_views.py``), with fewer passes: brightness
+    and contrast are lookup tables (:func:`_blend_lut`); contrast's grey level is ImageEnhance's
+    ``int(mean(L) + 0.5)``; saturation is ImageEnhance.Color's blend with the L image; hue shifts
+    the H band of the HSV image by ``uint8(int32(hue * 255))`` with a table on the HSV image
+    instead of torchvision's split / NumPy add / merge.
+    """
+    brightness, contrast, saturation, hue = factors
+    out = _point(out, _blend_lut(0, brightness) * 3)
+    mean = int(ImageStat.Stat(out.convert("L")).mean[0] + 0.5)
+    out = _point(out, _blend_lut(mean, contrast) * 3)
+    out = Image.blend(out.convert("L").convert("RGB"), out, saturation)
+    shift = int(np.int32(hue * 255).astype(np.uint8))
+    return _point(out.convert("HSV"), [(value + shift) % 256 for value in range(256)] + _IDENTITY * 2).convert("RGB")
+
+
 def _photometric(out: Image.Image, draw: dict) -> Image.Image:
+    """Jitter, grayscale, blur, solarise, flip (solo-learn's order). A grey view stays in mode L
+    (blur, solarise and flip act on each band alike, so one band is three times less work); the
+    tensor conversion replicates it to three channels, as ``rgb_to_grayscale(img, 3)`` does."""
     if draw["jitter"]:
-        brightness, contrast, saturation, hue = draw["factors"]
-        out = TF.adjust_hue(TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(
-            out, brightness), contrast), saturation), hue)
+        out = _color_jitter(out, draw["factors"])
     if draw["gray"]:
-        out = TF.rgb_to_grayscale(out, num_output_channels=3)
+        out = out.convert("L")
     if draw["blur_sigma"] > 0:
         out = out.filter(ImageFilter.GaussianBlur(radius=draw["blur_sigma"]))
     if draw["solarize"]:
-        out = ImageOps.solarize(out)
+        out = _point(out, _SOLARIZE * len(out.getbands()))
     if draw["flip"]:
-        out = TF.horizontal_flip(out)
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return out
 
 
 def augment_pil(image: Image.Image, params: ViewParams, rng: np.random.Generator) -> Image.Image:
     """One view of a decoded RGB image (full resolution)."""
     draw = draw_view_params(params, rng, image.height, image.width)
-    return _photometric(_crop(image, draw["box"], params.crop_size, (1.0, 1.0)), draw)
+    return _photometric(_crop(image, draw["box"], params.crop_size, (1.0, 1.0)), draw).convert("RGB")
 
 
 def decode_for_crops(image: Image.Image, boxes: list[tuple], sizes: list[int]) -> tuple[Image.Image, tuple]:
@@ -75,26 +127,45 @@ def decode_for_crops(image: Image.Image, boxes: list[tuple], sizes: list[int]) -
             if configured is not None:
                 _, box = configured
                 scale = (box[2] / width, box[3] / height)
-    return image.convert("RGB"), scale
+    image.load()
+    return (image if image.mode == "RGB" else image.convert("RGB")), scale  # convert would copy an RGB image
 
 
 class ViewMaker:
-    """Turns ``(epoch, index, PIL image)`` into the list of normalised view tensors."""
+    """Turns ``(epoch, index, PIL image)`` into the list of uint8 ``(3, H, W)`` view tensors.
 
-    def __init__(self, views: list[ViewParams], seed: int, stats: str):
+    Normalisation is left to :func:`normalize_views` on whole batches, after the transfer to the
+    training device (:meth:`pretrain.data.loader.LoaderBatches.epoch`): the DataLoader workers
+    only make uint8 pixels, and the batches they pass through shared memory are four times
+    smaller than float ones.
+    """
+
+    def __init__(self, views: list[ViewParams], seed: int):
         self.views, self.seed = views, seed
-        mean, std = NORMALIZATION[stats]
-        # (x / 255 - mean) / std as one multiply-add on the uint8 values
-        self.scale = (1.0 / (255.0 * torch.tensor(std))).view(3, 1, 1)
-        self.offset = (-torch.tensor(mean) / torch.tensor(std)).view(3, 1, 1)
 
     def __call__(self, epoch: int, index: int, image: Image.Image) -> list[torch.Tensor]:
         width, height = image.size
         draws = [draw_view_params(params, np.random.default_rng((self.seed, epoch, index, v)), height, width)
                  for v, params in enumerate(self.views)]
         decoded, scale = decode_for_crops(image, [d["box"] for d in draws], [p.crop_size for p in self.views])
-        out = []
-        for params, draw in zip(self.views, draws, strict=True):
-            view = _photometric(_crop(decoded, draw["box"], params.crop_size, scale), draw)
-            out.append(torch.addcmul(self.offset, TF.pil_to_tensor(view).float(), self.scale))
-        return out
+        return [to_tensor(_photometric(_crop(decoded, draw["box"], params.crop_size, scale), draw))
+                for params, draw in zip(self.views, draws, strict=True)]
+
+
+def to_tensor(view: Image.Image) -> torch.Tensor:
+    """A uint8 ``(3, H, W)`` tensor of the view's pixels (a grey view, mode L, replicated to RGB)."""
+    rgb = view if view.mode == "RGB" else view.convert("RGB")
+    return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(rgb.height, rgb.width, 3).permute(2, 0, 1)
+
+
+def normalize_views(views: torch.Tensor, stats: str) -> torch.Tensor:
+    """uint8 views ``(..., 3, H, W)`` -> float32 ``(x / 255 - mean) / std`` as one multiply-add, on their device."""
+    offset, scale = _affine(stats, views.device)
+    return torch.addcmul(offset, views.float(), scale)
+
+
+@functools.cache
+def _affine(stats: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(-mean / std, 1 / (255 std))`` as ``(3, 1, 1)`` float32 tensors, made once per device."""
+    mean, std = (torch.tensor(values).view(3, 1, 1) for values in NORMALIZATION[stats])
+    return (-mean / std).to(device), (1.0 / (255.0 * std)).to(device)
