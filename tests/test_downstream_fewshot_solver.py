@@ -39,22 +39,23 @@ def _newton_solution(features: torch.Tensor, labels: torch.Tensor, C: float) -> 
     return theta[: dim * 5].view(dim, 5), theta[dim * 5:]
 
 
-@pytest.mark.parametrize(("n_per_class", "dim"), [(5, 40), (3, 8)])  # n < D, and n > D (rank-deficient Gram)
-def test_float64_solution_is_the_optimum_and_independent_of_the_batch(n_per_class, dim):
+# n < D, n > D (rank-deficient Gram), and a C other than 1 (the solver scales by C and 1 / C)
+@pytest.mark.parametrize(("n_per_class", "dim", "C"), [(5, 40, 1.0), (3, 8, 1.0), (5, 40, 0.3)])
+def test_float64_solution_is_the_optimum_and_independent_of_the_batch(n_per_class, dim, C):
     features, labels = _episodes(4, n_per_class, dim, seed=dim)
-    weights, bias = fit_batched_logreg(features, labels, 5, C=1.0)
+    weights, bias = fit_batched_logreg(features, labels, 5, C=C)
     for episode in range(4):
-        alone_w, alone_b = fit_batched_logreg(features[episode:episode + 1], labels[episode:episode + 1], 5, C=1.0)
+        alone_w, alone_b = fit_batched_logreg(features[episode:episode + 1], labels[episode:episode + 1], 5, C=C)
         assert torch.allclose(alone_w[0], weights[episode], rtol=1e-9, atol=1e-12)
         assert torch.allclose(alone_b[0], bias[episode], rtol=1e-9, atol=1e-12)
-        newton_w, newton_b = _newton_solution(features[episode], labels[episode], C=1.0)
+        newton_w, newton_b = _newton_solution(features[episode], labels[episode], C=C)
         assert torch.allclose(weights[episode], newton_w, rtol=1e-8, atol=1e-10)
         # the intercept is unpenalised: only its differences between classes are determined
         centred = bias[episode] - bias[episode].mean()
         assert torch.allclose(centred, newton_b - newton_b.mean(), rtol=1e-8, atol=1e-10)
         w = weights[episode:episode + 1].clone().requires_grad_()
         b = bias[episode:episode + 1].clone().requires_grad_()
-        logreg_objective(w, b, features[episode:episode + 1], labels[episode:episode + 1], 1.0).sum().backward()
+        logreg_objective(w, b, features[episode:episode + 1], labels[episode:episode + 1], C).sum().backward()
         assert w.grad.abs().max() < 1e-9 and b.grad.abs().max() < 1e-9
 
 

