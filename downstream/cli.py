@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         log.removeHandler(handler)
         handler.close()
+    distributed.shutdown()
     if not distributed.is_main():
         return 0
     write_json_atomic(path, record(metrics=metrics))

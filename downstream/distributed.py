@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pretrain.distributed import shutdown  # noqa: F401  (leave the group at the end of a run: one helper for both)
+
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))

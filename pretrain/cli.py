@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pretrain import distributed
 from pretrain.config import resolve
 from pretrain.engine import EXIT_UNFINISHED, Unfinished, train
 from resa_core.errors import run_cli
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unfinished as stop:
         print(f"unfinished: {stop}", file=sys.stderr)
         return EXIT_UNFINISHED
+    distributed.shutdown()
     print(f"checkpoint: {ckpt}")
     return 0
 

@@ -36,6 +36,7 @@ info, device = distributed.init("gloo")
 """
 WORKER_FOOTER = """
 json.dump(out, open(sys.argv[1] + f"/rank{info.rank}.json", "w"))
+distributed.shutdown()
 """
 
 

@@ -84,6 +84,7 @@ for method in COUPLED:
     out[method] = run_two_steps(model, local, info.world_size)
     out[method]["bn"] = type(model.encoder.bn1).__name__
 json.dump(out, open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
+distributed.shutdown()
 """
 
 

@@ -55,6 +55,7 @@ for variant, dtype in (("paper", "float64"), ("paper", "float32"), ("official", 
         assign = model.assignment(h, distributed.gather(hm))
         out[key].update(assign=assign.tolist(), h=h.tolist(), hm=distributed.gather(hm).tolist())
 json.dump(out, open(sys.argv[1] + f"/rank{{info.rank}}.json", "w"))
+distributed.shutdown()
 """
 
 

@@ -295,7 +295,7 @@ def test_raw_cityscapes_is_refused_then_converted_as_cityscapesscripts_does(mmse
     import json
 
     import numpy as np
-    from mmseg.registry import DATASETS
+    from mmseg.registry import DATASETS, MODELS
     from PIL import Image
 
     from downstream.segmentation.data_layout import check_layout, set_data_root
@@ -329,7 +329,11 @@ def test_raw_cityscapes_is_refused_then_converted_as_cityscapesscripts_does(mmse
     check_layout(cfg, task.layout)
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     assert len(dataset) == 1 and dataset.get_data_info(0)["seg_map_path"] == str(wanted)
-    assert dataset[0]["data_samples"].gt_sem_seg.data.shape[-2:] == (769, 769)  # the task's crop, padded
+    sample = dataset[0]
+    height, width = sample["data_samples"].gt_sem_seg.data.shape[-2:]
+    assert height <= 769 and width == 769  # RandomCrop: at most the crop; a 1:2 image is wider than it after resize
+    batch = MODELS.build(cfg.model.data_preprocessor)({k: [v] for k, v in sample.items()}, training=True)
+    assert batch["inputs"].shape[-2:] == batch["data_samples"][0].gt_sem_seg.data.shape[-2:] == (769, 769)  # padded
 
 
 def test_sbd_augmented_voc_is_built_as_mmseg_voc_aug_does(mmseg, tmp_path):
