@@ -23,6 +23,12 @@ is: with ``R = softmax(G A + b) - Y`` and ``gamma = R + A / C`` (the W-gradient 
     [ G/2 + I/C   1/2 ] [dA]     [ gamma ]
     [ 1^T G/2     n/2 ] [db] = - [ 1^T R ]
 
+The steps are over-relaxed by :data:`RELAXATION` (omega): with the bound B above the Hessian,
+``f(x - omega B^-1 g) <= f(x) - omega (1 - omega / 2) g^T B^-1 g``, so every step still decreases f
+for 0 < omega < 2, and since the true curvature p(1 - p) is well below the bound's 1/2 once the
+support is fitted, longer steps converge sooner (measured on the benchmark's 2000 5-way
+episodes of 2048-d features: 5-shot 20 -> 12 steps in float32, 45 -> 26 in float64; 1-shot
+16 -> 10; omega 1.3-1.6 all within a step of that, 1.7 and above slower again).
 The fixed point is ``gamma = 0, 1^T R = 0``: the optimum, also for rank-deficient G. The
 iteration accumulates the right-hand sides in ``Gamma`` (``[A; b] = -M^{-1} Gamma``). Only the
 logits need a product per step: the first block row of ``M [A; b] = -Gamma`` reads
@@ -40,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 MAX_ITERATIONS = 1000  # as sklearn's max_iter in the reference LogisticRegression(C=1.0, max_iter=1000)
+RELAXATION = 1.5  # step length in units of the bound-optimisation step (module docstring); any value in (0, 2) descends
 # Stop when every episode's dual gradient |gamma|, |1^T R| is below this (float64 / float32 rounding floors).
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -98,7 +105,7 @@ def fit_kernel_logreg(
         active = gradient.abs().amax((0, 1)) >= tolerance  # (E,): an episode stops at its own tolerance
         if not active.any():
             break
-        accumulated.addcmul_(gradient, active.to(dtype))
+        accumulated.addcmul_(gradient, active.to(dtype), value=RELAXATION)
     _episodes_last_matmul(to_logits, accumulated, logits)
     dual = logits.mul_(-0.5).sub_(accumulated[:n]).mul_(C)  # A = C (-Gamma_top - logits / 2)
     bias = (to_bias[:, None, :] * accumulated).sum(0).neg_()
