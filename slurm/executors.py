@@ -29,14 +29,15 @@ from pathlib import Path
 import submitit
 
 from resa_core.errors import UserError
-from slurm.jobs import StageJob
+from slurm.jobs import SIGINT_IGNORED_ENV, StageJob
 from slurm.pipeline import JobSpec, Pipeline
 from slurm.plan import marker_path, plan, spec_hash
 from slurm.state import FINAL_STATES, JobState, job_states, submitted_path, write_submitted
 
 POLL_SECONDS = 1.0
 # The controller's shell ignores SIGINT, and so does the controller it starts (Python keeps an
-# inherited SIG_IGN); the stage process re-enables it (slurm.jobs.run_stage).
+# inherited SIG_IGN); the stage process re-enables it (slurm.jobs.run_stage) unless the runner
+# itself runs with SIGINT ignored (see local_setup).
 LOCAL_SETUP = ("trap '' INT",)
 # After Ctrl-C, how long to wait for the running stages to save and exit, re-sending SIGINT to
 # any that has not yet installed its handler.
@@ -154,9 +155,17 @@ def _first_error_line(job: submitit.Job) -> str:
     return ""
 
 
+def local_setup() -> list[str]:
+    """The controller's shell lines: SIGINT ignored there, and in the stage too when this runner ignores it
+    (started in the background or under ``nohup``: then no Ctrl-C can reach the runner to stop the run)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return [*LOCAL_SETUP, f"export {SIGINT_IGNORED_ENV}=1"]
+    return list(LOCAL_SETUP)
+
+
 def _submit_local(pipeline: Pipeline, job: JobSpec) -> submitit.Job:
     executor = submitit.AutoExecutor(folder=pipeline.run_dir / "logs" / job.name, cluster="local")
-    executor.update_parameters(**executor_parameters(pipeline, job), local_setup=list(LOCAL_SETUP))
+    executor.update_parameters(**executor_parameters(pipeline, job), local_setup=local_setup())
     return executor.submit(_stage_job(pipeline, job))
 
 

@@ -14,6 +14,10 @@ done marker (see :mod:`slurm.plan`).
 Ctrl-C of a local run: the stage turns the first SIGINT into ``KeyboardInterrupt`` and ignores
 the next ones (the runner may forward the same Ctrl-C again), so pretraining saves its last
 step boundary undisturbed and exits unfinished, and the job fails without its done marker.
+A runner started with SIGINT ignored (a shell's background job, ``nohup``) cannot be stopped by
+Ctrl-C, so its stages keep ignoring it too (the runner sets :data:`SIGINT_IGNORED_ENV`);
+otherwise a SIGINT sent to the process group would stop the stages but not the runner, which
+would record them as failed and go on with the rest of the pipeline.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import submitit
 from resa_core.atomic import write_json_atomic
 from resa_core.errors import UserError
 
+SIGINT_IGNORED_ENV = "RESA_SIGINT_IGNORED"  # set to "1" in a stage's environment: leave SIGINT ignored
+
 
 class StageFailed(RuntimeError):
     """A stage entry point exited unsuccessfully."""
@@ -42,8 +48,8 @@ def _interrupt_once(signum, frame) -> None:
 
 def run_stage(command: str, argv: Sequence[str], threads: int) -> str:
     """Run ``python -m <command> <argv>`` in-process with ``threads`` CPU threads."""
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, _interrupt_once) if main_thread else None
+    catch_ctrl_c = threading.current_thread() is threading.main_thread() and os.environ.get(SIGINT_IGNORED_ENV) != "1"
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if catch_ctrl_c else None
     printable = " ".join(["python -m", command, *argv])
     try:
         os.environ["OMP_NUM_THREADS"] = str(threads)
