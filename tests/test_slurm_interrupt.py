@@ -43,7 +43,7 @@ def _ignoring_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _start(pipeline: Path, log: Path, preexec=_interruptible) -> subprocess.Popen:
+def _start(pipeline: Path, log: Path, preexec) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen([sys.executable, "-m", "slurm", "run", str(pipeline)], stdout=out, cwd=REPO_ROOT,
                                 stderr=subprocess.STDOUT, start_new_session=True, text=True, preexec_fn=preexec)
@@ -59,29 +59,35 @@ def _wait_for_first_step(metrics: Path, process: subprocess.Popen, timeout: floa
     raise AssertionError("no pretraining step within the timeout")
 
 
-def _steps(metrics: Path) -> list[int]:
-    return [record["step"] for record in map(json.loads, metrics.read_text().splitlines()) if "loss" in record]
-
-
-@pytest.mark.slow
-def test_ctrl_c_saves_prints_one_line_and_the_same_command_resumes(tmp_path):
+def _sigint_after_first_step(tmp_path: Path, log_name: str, preexec, timeout: float):
+    """Start the tiny pipeline's runner, send its process group SIGINT once pretraining has logged step 1 and wait
+    for the runner: ``(pipeline, run dir, exit status, output)``. Skips where Fashion-MNIST is not installed."""
     try:
         from resa_core.data import fashion_mnist
 
         fashion_mnist.load_split("test")
     except Exception as err:  # noqa: BLE001 (scripts/get_data.sh installs it)
         pytest.skip(f"Fashion-MNIST not available: {err}")
-    pipeline, run = _pipeline(tmp_path), tmp_path / "run"
-    metrics, checkpoint = run / "pretrain" / "metrics.jsonl", run / "pretrain" / "checkpoint.pth"
-    process = _start(pipeline, tmp_path / "first.log")
+    pipeline, run, log = _pipeline(tmp_path), tmp_path / "run", tmp_path / log_name
+    process = _start(pipeline, log, preexec)
     try:
-        _wait_for_first_step(metrics, process)
+        _wait_for_first_step(run / "pretrain" / "metrics.jsonl", process)
         os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        status = process.wait(timeout=300)
+        status = process.wait(timeout=timeout)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    output = (tmp_path / "first.log").read_text()
+    return pipeline, run, status, log.read_text()
+
+
+def _steps(metrics: Path) -> list[int]:
+    return [record["step"] for record in map(json.loads, metrics.read_text().splitlines()) if "loss" in record]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_prints_one_line_and_the_same_command_resumes(tmp_path):
+    pipeline, run, status, output = _sigint_after_first_step(tmp_path, "first.log", _interruptible, timeout=300)
+    metrics, checkpoint = run / "pretrain" / "metrics.jsonl", run / "pretrain" / "checkpoint.pth"
     assert status == 130, output
     assert "Traceback" not in output
     lines = [line for line in output.splitlines() if line.startswith("interrupted:")]
@@ -104,25 +110,9 @@ def test_ctrl_c_saves_prints_one_line_and_the_same_command_resumes(tmp_path):
 def test_a_run_started_with_ctrl_c_ignored_ignores_it_in_every_stage(tmp_path):
     """A SIGINT to the process group of a runner that ignores it (a background job) stops nothing: before,
     the stages caught it, saved and failed while the runner went on, so the run ended with its stages failed."""
-    try:
-        from resa_core.data import fashion_mnist
-
-        fashion_mnist.load_split("test")
-    except Exception as err:  # noqa: BLE001 (scripts/get_data.sh installs it)
-        pytest.skip(f"Fashion-MNIST not available: {err}")
-    pipeline, run = _pipeline(tmp_path), tmp_path / "run"
+    _, run, status, output = _sigint_after_first_step(tmp_path, "run.log", _ignoring_ctrl_c, timeout=600)
     metrics, checkpoint = run / "pretrain" / "metrics.jsonl", run / "pretrain" / "checkpoint.pth"
-    process = _start(pipeline, tmp_path / "run.log", preexec=_ignoring_ctrl_c)
-    try:
-        _wait_for_first_step(metrics, process)
-        os.killpg(process.pid, signal.SIGINT)
-        status = process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    output = (tmp_path / "run.log").read_text()
     assert status == 0 and "interrupted" not in output, output
     assert torch.load(checkpoint, weights_only=False)["global_step"] == STEPS_PER_EPOCH * EPOCHS
     assert _steps(metrics) == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))  # one uninterrupted run
     assert_converted(checkpoint, run / "torchvision.pth", "torchvision")
-
