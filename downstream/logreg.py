@@ -9,7 +9,7 @@ Kernel (dual) form. The optimum's W lies in the span of the episode's n support 
 loss gradient is a combination of them and the penalty is isotropic), so ``W = X^T A`` with
 ``A (n, K)``, and everything the fit needs is the n x n Gram matrix ``G = X X^T``: the support
 logits are ``G A + b`` and ``||W||^2 = tr(A^T G A)``. The cost is independent of the feature
-dimension D once G is known, and queries only need their n inner products with the supports.
+dimension D once G is known; queries are then scored through the K columns of ``W = X^T A``.
 
 Solver: Böhning's bound-optimisation (MM) iteration (Böhning 1992, "Multinomial logistic
 regression algorithm", Ann. Inst. Statist. Math. 44; the curvature of the softmax

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from downstream.episodes import sample_episodes
 from downstream.logreg import fit_batched_logreg, logreg_objective
-from downstream.tasks.fewshot import episode_accuracies, episode_grams
+from downstream.tasks.fewshot import episode_accuracies, inverse_row_norms, query_logits, support_grams
 
 
 def _episodes(count: int, n_per_class: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,10 +66,14 @@ def test_only_the_gathered_rows_are_normalised_and_scale_does_not_matter():
         10, 64, generator=generator, dtype=torch.float64)[labels]
     scaled = features * torch.rand(300, 1, generator=generator, dtype=torch.float64).mul(50).add(0.01)
     episodes = sample_episodes(labels, 5, 2, 5, 20, np.random.default_rng(0))
-    gram, cross = episode_grams(scaled, episodes.support, episodes.query)
+    inverse_norms = inverse_row_norms(scaled)
+    gram = support_grams(scaled, inverse_norms, episodes.support)
     unit = F.normalize(features, dim=1)
     support, query = unit[episodes.support], unit[episodes.query]
     assert torch.allclose(gram, support @ support.mT, atol=1e-12)
-    assert torch.allclose(cross, query @ support.mT, atol=1e-12)
+    dual = torch.randn(20, support.shape[1], 5, generator=generator, dtype=torch.float64)
+    bias = torch.randn(20, 5, generator=generator, dtype=torch.float64)
+    logits = query_logits(scaled, inverse_norms, episodes.support, episodes.query, dual, bias)
+    assert torch.allclose(logits, query @ support.mT @ dual + bias[:, None, :], atol=1e-12)
     assert np.array_equal(episode_accuracies(scaled, episodes, 5, 1.0, 7),
                           episode_accuracies(features, episodes, 5, 1.0, 20))
