@@ -28,7 +28,7 @@ def run_pipeline(path, *overrides, timeout=600, env=None):
 @pytest.mark.slow
 def test_shrunken_demo_produces_every_stage_output_and_a_full_table(tmp_path):
     run_dir, datasets = tmp_path / "demo", tmp_path / "datasets"
-    env = {**os.environ, "DETECTRON2_DATASETS": str(datasets)}  # where the pipeline's scenes go (vars.datasets)
+    env = {k: v for k, v in os.environ.items() if k != "DETECTRON2_DATASETS"}  # vars.datasets alone places the scenes
     result = run_pipeline(repo_path("configs/pipelines/demo.yaml"), f"run_dir={run_dir}", f"vars.datasets={datasets}",
                           *SHRINK, timeout=1500, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -161,6 +161,15 @@ def test_two_processes_on_cpu_one_record_every_process_exits_zero(world):
 
 
 @pytest.mark.slow
+def test_data_root_replaces_the_environment_root(tmp_path):
+    require("detectron2", INSTALL)  # two empty roots: the error must name the one given as --data-root
+    result = detection(tmp_path / "environment", "--task", "coco_mask_rcnn_r50_c4_1x", "--weights", "scratch",
+                       "--run-dir", str(tmp_path / "run"), "--data-root", str(tmp_path / "option"))
+    assert result.returncode != 0
+    assert f"under $DETECTRON2_DATASETS={tmp_path / 'option'}" in result.stderr
+
+
+@pytest.mark.slow
 def test_missing_split_fails_with_one_line_and_a_failed_record(world, tmp_path):
     result = detection(tmp_path, "--task", "coco_mask_rcnn_r50_c4_1x", "--weights", "scratch",
                        "--run-dir", str(tmp_path / "run"))

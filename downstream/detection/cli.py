@@ -42,6 +42,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed (Detectron2 cfg.SEED)")
     parser.add_argument("--name", help="row label in tables (default: the file's method, or 'scratch')")
     parser.add_argument("--resume", action="store_true", help="continue from Detectron2's last checkpoint")
+    parser.add_argument("--data-root", type=Path,
+                        help="folder holding the Detectron2 datasets: sets $DETECTRON2_DATASETS for this run "
+                             "(default: its value, else ./datasets)")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes (GPUs) per machine; 1 on CPU")
     parser.add_argument("--num-machines", type=int, default=int(os.environ.get("SLURM_NNODES", 1)))
     parser.add_argument("--machine-rank", type=int, default=int(os.environ.get("SLURM_NODEID", 0)))
@@ -103,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     task = get_task(args.task)
     if args.num_gpus < 1 or args.num_machines < 1:
         raise UserError("--num-gpus and --num-machines must be >= 1")
+    if args.data_root is not None:  # before Detectron2's import registers its builtin sets under the root
+        os.environ["DETECTRON2_DATASETS"] = str(args.data_root)
     from detectron2.engine import launch
 
     from downstream.detection.weights import provenance, read_weights
