@@ -74,6 +74,23 @@ def slurm_cluster() -> str:
     return conf
 
 
+@pytest.fixture(scope="session", autouse=True)
+def subprocess_temp_dir(tmp_path_factory):
+    """Commands the tests start keep their temporary files under pytest's base temp, not in /tmp.
+
+    torchrun (``torch.distributed.run``) makes a ``torchelastic_*`` log folder per launch in the
+    temp dir and never removes it; ``TMPDIR`` sends those, and any other command's temporary
+    files, where pytest cleans up. Restored at the end of the session.
+    """
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("subprocess_tmp"))
+    yield
+    if previous is None:
+        os.environ.pop("TMPDIR")
+    else:
+        os.environ["TMPDIR"] = previous
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """The probe forward passes are tiny; on small CI containers thread start-up costs 50x the work."""
