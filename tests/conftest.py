@@ -82,13 +82,9 @@ def subprocess_temp_dir(tmp_path_factory):
     temp dir and never removes it; ``TMPDIR`` sends those, and any other command's temporary
     files, where pytest cleans up. Restored at the end of the session.
     """
-    previous = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("subprocess_tmp"))
-    yield
-    if previous is None:
-        os.environ.pop("TMPDIR")
-    else:
-        os.environ["TMPDIR"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("subprocess_tmp")))
+        yield
 
 
 @pytest.fixture(scope="module")

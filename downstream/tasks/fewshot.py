@@ -65,10 +65,11 @@ def support_grams(features: torch.Tensor, inverse_norms: torch.Tensor, support: 
     grams = torch.empty(len(support), n, n, dtype=features.dtype)
     buffer = torch.empty(n, features.shape[1], dtype=features.dtype)
     grams_array, buffer_array = grams.numpy(), buffer.numpy()
-    for episode, rows in enumerate(torch.from_numpy(support)):
+    support = torch.from_numpy(support)
+    for episode, rows in enumerate(support):
         torch.index_select(features, 0, rows, out=buffer)  # ~40% less CPU than np.take (measured)
         np.matmul(buffer_array, buffer_array.T, out=grams_array[episode])
-    scale = inverse_norms[torch.from_numpy(support)]
+    scale = inverse_norms[support]
     return grams.mul_(scale[:, :, None] * scale[:, None, :])
 
 
