@@ -154,6 +154,7 @@ class Trainer:
                                                  else None, broadcast_buffers=False)
         self.ckpt = checkpoint_path(self.output_dir)
         self.epoch, self.position, self.step = 0, 0, 0
+        self.epoch_loss = {"sum": 0.0, "batches": 0}  # this epoch's step losses so far (saved: survives a resume)
         self.in_step, self.boundary = False, None
         self._resume()
         self.start_step = self.step  # run.max_steps counts the steps of this invocation (resume = same command)
@@ -181,6 +182,8 @@ class Trainer:
         self.method.momentum = train_state["momentum"]
         set_rng_states(train_state)
         self.epoch, self.position = train_state["sampler"]["epoch"], train_state["sampler"]["position"]
+        # absent before this key existed: the epoch's mean then covers the resumed batches only
+        self.epoch_loss = dict(train_state.get("epoch_loss", {"sum": 0.0, "batches": 0}))
         self.step = state["global_step"]
         log.info("resumed from %s at epoch %d, batch %d (step %d)", self.ckpt, self.epoch, self.position, self.step)
 
@@ -190,7 +193,7 @@ class Trainer:
         """Save the current (step-boundary) state; rank 0 only."""
         if self.info.is_main:
             save_checkpoint(self.ckpt, self.method, self.optimizer, self.config, self.epoch, self.step,
-                            self.position, self.scaler)
+                            self.position, self.scaler, epoch_loss=self.epoch_loss)
 
     def save_last_boundary(self) -> None:
         """Save the last step boundary even when called mid-step (from a signal handler)."""
@@ -201,7 +204,8 @@ class Trainer:
             model_state = self.method.state_dict()
             model_state.update(self.boundary["buffers"])
             save_checkpoint(self.ckpt, self.method, self.optimizer, self.config, self.epoch, self.step,
-                            self.position, self.scaler, model_state=model_state, rng=self.boundary["rng"])
+                            self.position, self.scaler, model_state=model_state, rng=self.boundary["rng"],
+                            epoch_loss=self.epoch_loss)
 
     def _snapshot_boundary(self) -> None:
         self.boundary = {"buffers": {name: b.detach().clone() for name, b in self.method.state_dict().items()
@@ -282,6 +286,7 @@ class Trainer:
             self.scaler.update()
             logs.update(self.method.after_step((self.step + 1) / self.total_steps))
             self.step, self.position = self.step + 1, self.position + 1
+            self.epoch_loss = {"sum": self.epoch_loss["sum"] + loss_value, "batches": self.epoch_loss["batches"] + 1}
             self.in_step = False
         if stop:
             preemption.request_stop(preemption.stop_reason() or "signal on another rank")
@@ -316,10 +321,8 @@ class Trainer:
 
         try:
             while self.epoch < config["epochs"]:
-                epoch_loss, epoch_batches = 0.0, 0
                 for views, positions in self._batches(self.epoch, self.position):
                     loss, lr, logs = self._train_step(views, positions)
-                    epoch_loss, epoch_batches = epoch_loss + loss, epoch_batches + 1
                     progress.update(1)
                     if self.step % run_cfg["log_every_steps"] == 0:
                         write({"epoch": self.epoch, "step": self.step, "loss": loss, "lr": lr, **logs})
@@ -335,10 +338,12 @@ class Trainer:
                     if at_limit:
                         raise Unfinished(f"stopped at step {self.step} after {run_cfg['max_steps']} steps of this "
                                          "invocation (run.max_steps); resume with the same command")
-                self.epoch, self.position = self.epoch + 1, 0
+                record = {"epoch": self.epoch + 1, "step": self.step}
+                if self.epoch_loss["batches"]:
+                    record["epoch_loss"] = self.epoch_loss["sum"] / self.epoch_loss["batches"]
+                self.epoch, self.position, self.epoch_loss = self.epoch + 1, 0, {"sum": 0.0, "batches": 0}
                 self.save()
                 last_save = time.monotonic()
-                record = {"epoch": self.epoch, "step": self.step, "epoch_loss": epoch_loss / max(1, epoch_batches)}
                 if monitor is not None and self.epoch % config["monitor"]["every_epochs"] == 0:
                     record.update(monitor(self.method, self.device))
                 log.info("epoch %d/%d done: %s", self.epoch, config["epochs"],
