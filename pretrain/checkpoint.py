@@ -41,9 +41,9 @@ def set_rng_states(train_state: dict) -> None:
 
 
 def save_checkpoint(path: Path, method: nn.Module, optimizer: torch.optim.Optimizer, config: dict,
-                    epoch: int, global_step: int, position: int, scaler: torch.amp.GradScaler | None = None,
-                    model_state: dict | None = None, rng: dict | None = None,
-                    epoch_loss: dict | None = None) -> None:
+                    epoch: int, global_step: int, position: int, epoch_loss: dict,
+                    scaler: torch.amp.GradScaler | None = None, model_state: dict | None = None,
+                    rng: dict | None = None) -> None:
     """Save after ``global_step`` steps: ``epoch`` complete epochs plus ``position`` batches.
 
     ``model_state``/``rng`` override the live ones (a step-boundary snapshot taken mid-step).
@@ -64,7 +64,7 @@ def save_checkpoint(path: Path, method: nn.Module, optimizer: torch.optim.Optimi
             "momentum": float(getattr(method, "momentum", 0.0)),
             **(rng if rng is not None else rng_states()),
             "sampler": {"epoch": epoch, "position": position},
-            "epoch_loss": dict(epoch_loss) if epoch_loss is not None else {"sum": 0.0, "batches": 0},
+            "epoch_loss": dict(epoch_loss),
         },
     }
     model_state = state["train_state"]["model"]

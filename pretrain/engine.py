@@ -54,6 +54,12 @@ class NonFiniteLoss(UserError):
     """The loss became NaN/inf; the last good checkpoint is left untouched."""
 
 
+def _no_epoch_losses() -> dict:
+    """The step-loss meter at an epoch's start: sum and count of the epoch's step losses seen so far
+    (saved with the checkpoint, so a resumed run logs the whole epoch's mean)."""
+    return {"sum": 0.0, "batches": 0}
+
+
 class Unfinished(Exception):
     """Training stopped before its last epoch (step limit, signal); the process must exit non-zero."""
 
@@ -154,7 +160,7 @@ class Trainer:
                                                  else None, broadcast_buffers=False)
         self.ckpt = checkpoint_path(self.output_dir)
         self.epoch, self.position, self.step = 0, 0, 0
-        self.epoch_loss = {"sum": 0.0, "batches": 0}  # this epoch's step losses so far (saved: survives a resume)
+        self.epoch_loss = _no_epoch_losses()
         self.in_step, self.boundary = False, None
         self._resume()
         self.start_step = self.step  # run.max_steps counts the steps of this invocation (resume = same command)
@@ -183,7 +189,7 @@ class Trainer:
         set_rng_states(train_state)
         self.epoch, self.position = train_state["sampler"]["epoch"], train_state["sampler"]["position"]
         # absent before this key existed: the epoch's mean then covers the resumed batches only
-        self.epoch_loss = dict(train_state.get("epoch_loss", {"sum": 0.0, "batches": 0}))
+        self.epoch_loss = dict(train_state.get("epoch_loss", _no_epoch_losses()))
         self.step = state["global_step"]
         log.info("resumed from %s at epoch %d, batch %d (step %d)", self.ckpt, self.epoch, self.position, self.step)
 
@@ -193,7 +199,7 @@ class Trainer:
         """Save the current (step-boundary) state; rank 0 only."""
         if self.info.is_main:
             save_checkpoint(self.ckpt, self.method, self.optimizer, self.config, self.epoch, self.step,
-                            self.position, self.scaler, epoch_loss=self.epoch_loss)
+                            self.position, self.epoch_loss, self.scaler)
 
     def save_last_boundary(self) -> None:
         """Save the last step boundary even when called mid-step (from a signal handler)."""
@@ -204,8 +210,8 @@ class Trainer:
             model_state = self.method.state_dict()
             model_state.update(self.boundary["buffers"])
             save_checkpoint(self.ckpt, self.method, self.optimizer, self.config, self.epoch, self.step,
-                            self.position, self.scaler, model_state=model_state, rng=self.boundary["rng"],
-                            epoch_loss=self.epoch_loss)
+                            self.position, self.epoch_loss, self.scaler, model_state=model_state,
+                            rng=self.boundary["rng"])
 
     def _snapshot_boundary(self) -> None:
         self.boundary = {"buffers": {name: b.detach().clone() for name, b in self.method.state_dict().items()
@@ -341,7 +347,7 @@ class Trainer:
                 record = {"epoch": self.epoch + 1, "step": self.step}
                 if self.epoch_loss["batches"]:
                     record["epoch_loss"] = self.epoch_loss["sum"] / self.epoch_loss["batches"]
-                self.epoch, self.position, self.epoch_loss = self.epoch + 1, 0, {"sum": 0.0, "batches": 0}
+                self.epoch, self.position, self.epoch_loss = self.epoch + 1, 0, _no_epoch_losses()
                 self.save()
                 last_save = time.monotonic()
                 if monitor is not None and self.epoch % config["monitor"]["every_epochs"] == 0:
