@@ -98,7 +98,9 @@ SCHEMA: dict = {
         "num_threads": 0,  # 0: torch's default
         "log_every_steps": 10,
         "checkpoint_every_minutes": 10.0,
-        "max_steps": 0,  # >0: stop (unfinished, exit 3) after this many steps *of this invocation*; for tests
+        # >0: stop (unfinished, exit 3) after this many steps *of this invocation*, unless the last of
+        # them is the run's last step (then it finishes); for tests
+        "max_steps": 0,
         "deterministic": False,
         "amp": "none",  # none | bf16 | fp16 (fp16 uses a GradScaler); Sinkhorn always in fp32
         "dtype": "float32",  # float64: the whole step in double, to compare reduction orders (tests)

@@ -334,7 +334,9 @@ class Trainer:
                         write({"epoch": self.epoch, "step": self.step, "loss": loss, "lr": lr, **logs})
                         progress.set_postfix(loss=f"{loss:.4f}")
                     reason = preemption.stop_reason()
-                    at_limit = run_cfg["max_steps"] and self.step - self.start_step >= run_cfg["max_steps"]
+                    # a limit reached on the run's last step is no stop: the run finishes below
+                    at_limit = (run_cfg["max_steps"] and self.step - self.start_step >= run_cfg["max_steps"]
+                                and self.step < self.total_steps)
                     if at_limit or reason or time.monotonic() - last_save > 60 * run_cfg["checkpoint_every_minutes"]:
                         self.save()
                         last_save = time.monotonic()

@@ -1,5 +1,6 @@
 """Pretraining engine on real Fashion-MNIST at toy size: checkpoint contract, resume, bad input."""
 
+import json
 import subprocess
 import sys
 
@@ -116,6 +117,17 @@ def test_max_steps_counts_the_steps_of_each_invocation(tmp_path):
     assert steps == [3, 6]
     final = torch.load(train(tiny_config(tmp_path, "run.max_steps=3")), weights_only=True)
     assert (final["epoch"], final["global_step"]) == (2, 8)
+
+
+def test_max_steps_ending_on_the_runs_last_step_finishes_the_run(tmp_path):
+    """A limit that lands on the last of the schedule's 8 steps is no stop: the run writes its last
+    epoch and returns, instead of exiting unfinished with nothing left to train."""
+    with pytest.raises(Unfinished, match="4 steps of this invocation"):
+        train(tiny_config(tmp_path, "run.max_steps=4"))
+    final = torch.load(train(tiny_config(tmp_path, "run.max_steps=4")), weights_only=True)
+    assert (final["epoch"], final["global_step"]) == (2, 8)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if "epoch_loss" in r] == [1, 2]
 
 
 def test_importing_the_entry_module_runs_nothing(monkeypatch):
