@@ -34,7 +34,8 @@ from slurm.pipeline import JobSpec, Pipeline
 from slurm.plan import marker_path, plan, spec_hash
 from slurm.state import FINAL_STATES, JobState, job_states, submitted_path, write_submitted
 
-POLL_SECONDS = 1.0
+# How often the local runner checks its running jobs; a finished job's successor starts at once.
+POLL_SECONDS = 0.25
 # The controller's shell ignores SIGINT, and so does the controller it starts (Python keeps an
 # inherited SIG_IGN); the stage process re-enables it (slurm.jobs.run_stage) unless the runner
 # itself runs with SIGINT ignored (see local_setup).
@@ -237,10 +238,10 @@ def _run_local_loop(pipeline: Pipeline, state: dict[str, str], running: dict[str
                 running[job.name] = _submit_local(pipeline, job)
                 state[job.name] = "RUNNING"
                 print(f"{job.name}: started (logs in {pipeline.run_dir / 'logs' / job.name})", flush=True)
-        for name, handle in list(running.items()):
-            if handle.done():
-                error = _first_error_line(handle)
-                state[name] = "FAILED" if error else "COMPLETED"
-                print(f"{name}: {state[name].lower()}" + (f": {error}" if error else ""), flush=True)
-                del running[name]
-        time.sleep(POLL_SECONDS)
+        finished = [name for name, handle in running.items() if handle.done()]
+        for name in finished:
+            error = _first_error_line(running.pop(name))
+            state[name] = "FAILED" if error else "COMPLETED"
+            print(f"{name}: {state[name].lower()}" + (f": {error}" if error else ""), flush=True)
+        if not finished:  # else back to the top at once: the freed slot takes the next ready job
+            time.sleep(POLL_SECONDS)

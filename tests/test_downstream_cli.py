@@ -148,3 +148,21 @@ def test_rerun_and_k_sweep_hit_the_feature_cache(tmp_path, capsys):
     assert "features" not in capsys.readouterr().err  # no extraction progress bar
     assert sorted((tmp_path / "features").glob("*.pt")) == caches
     assert [path.stat().st_mtime_ns for path in caches] == stamps
+
+
+def test_every_task_module_is_registered_under_its_own_name():
+    from downstream.tasks import TASKS
+
+    modules = {path.stem for path in (REPO / "downstream" / "tasks").glob("*.py") if path.stem != "__init__"}
+    assert {TASKS[name].name for name in TASKS} == set(TASKS)
+    assert len(TASKS) == len(modules) == 6
+
+
+def test_the_cli_imports_a_tasks_dependencies_only_when_that_task_runs():
+    """A knn job does not import scikit-learn (2-3 s of start-up); the clustering task does."""
+    probe = ("import sys; from downstream.cli import parse_args; from downstream.tasks import task_spec; "
+             "parse_args(['knn', '--dataset', 'fashion_mnist', '--weights', 'pixels', '--run-dir', 'r']); "
+             "task_spec('knn'); before = 'sklearn' in sys.modules; task_spec('clustering'); "
+             "print(before, 'sklearn' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]

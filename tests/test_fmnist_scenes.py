@@ -51,6 +51,16 @@ def test_same_seed_same_bytes_other_seed_other_scenes(scenes, tmp_path):
     assert len(changed) > len(first) // 2
 
 
+def test_fewer_scenes_into_the_same_folder_leave_no_stale_files(scenes, tmp_path):
+    """MMSegmentation scans the image folder: a smaller rerun must not keep the larger run's extra scenes."""
+    out = make_scenes(tmp_path / "rerun", TRAIN, VAL, SIZE, seed=0)
+    make_scenes(out, TRAIN - 5, VAL, SIZE, seed=0)
+    for folder in ("images", "semantic"):
+        assert sorted(path.name for path in (out / folder / "train").iterdir()) == \
+            [f"{index:06d}.png" for index in range(TRAIN - 5)]
+    assert _digest(out / "images" / "val") == _digest(scenes / "images" / "val")
+
+
 def test_boxes_tightly_bound_masks_and_masks_are_the_object_pixels(scenes):
     for split, (json_file, image_dir) in coco_splits(scenes).items():
         data = load_coco(json_file)

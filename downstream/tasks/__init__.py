@@ -8,7 +8,8 @@ and list it in ``_MODULES``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,14 +56,33 @@ class Task:
         return dict(dataset.defaults) if dataset.grey else {**dataset.defaults, **self.image_view}
 
 
-def _registry() -> dict[str, Task]:
-    from downstream.tasks import clustering, fewshot, knn, linear, logreg_transfer, lowshot
+class _TaskRegistry(Mapping):
+    """Task name -> :class:`Task`, importing a task's module on first use only.
 
-    modules = (knn, linear, fewshot, lowshot, logreg_transfer, clustering)
-    return {module.TASK.name: module.TASK for module in modules}
+    A job runs one task, so it imports that task's dependencies only (scikit-learn, which the
+    clustering and logreg-transfer tasks need, costs 2-3 s of start-up in every other job).
+    """
+
+    def __init__(self, modules: Mapping[str, str]):
+        self._modules = dict(modules)
+
+    def __getitem__(self, name: str) -> Task:
+        task = importlib.import_module(f"downstream.tasks.{self._modules[name]}").TASK
+        if task.name != name:
+            raise RuntimeError(f"downstream.tasks.{self._modules[name]} defines task '{task.name}', not '{name}'")
+        return task
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
 
 
-TASKS: dict[str, Task] = _registry()
+# Task name -> its module under downstream/tasks/.
+_MODULES = {"knn": "knn", "linear": "linear", "fewshot": "fewshot", "lowshot": "lowshot",
+            "logreg-transfer": "logreg_transfer", "clustering": "clustering"}
+TASKS: Mapping[str, Task] = _TaskRegistry(_MODULES)
 
 
 def task_spec(name: str) -> Task:

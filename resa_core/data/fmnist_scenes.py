@@ -117,6 +117,18 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _remove_stale_scenes(out: Path, split: str, count: int) -> None:
+    """Delete scene PNGs numbered ``count`` and above, left by an earlier, larger run in this folder.
+
+    MMSegmentation lists a split by scanning its image folder (not the COCO json), so a leftover
+    scene would silently join the training set.
+    """
+    for folder in (out / "images" / split, out / "semantic" / split):
+        for stale in folder.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
+            if int(stale.stem) >= count:
+                stale.unlink()
+
+
 def write_split(out: Path, split: str, count: int, size: int, seed: int,
                 source: fashion_mnist.ImageArray) -> Path:
     """Write ``count`` scenes of ``split``; returns the COCO json path (written last, atomically)."""
@@ -138,6 +150,7 @@ def write_split(out: Path, split: str, count: int, size: int, seed: int,
                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(obj.mask.sum()), "iscrowd": 0,
                 "segmentation": _rle(obj.mask), "fashion_mnist_index": obj.source_index,
             })
+    _remove_stale_scenes(out, split, count)
     path = out / "annotations" / f"instances_{split}.json"
     payload = {"info": {"description": f"Fashion-MNIST scenes, {split}, seed {seed}, {size} px",
                         "source_split": SOURCE_SPLIT[split]},
