@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from downstream.config import require_positive_int, require_positive_int_list
 from downstream.episodes import Episodes, sample_episodes, shared_episodes
 from downstream.features import FeatureSet
+from downstream.gathered_products import cosine_grams, primal_scores
 from downstream.logreg import fit_kernel_logreg
 from downstream.tasks import Task, TaskContext
 from resa_core.errors import UserError
@@ -29,10 +29,8 @@ SCHEMA = {
     "queries": 15,  # per class, as in the meta-test episodes of RFS (Tian et al. 2020)
     "episodes": 2000,  # DSA Table VI averages over 2000 episodes (the demo pipeline sets 600)
     "C": 1.0,  # inverse L2 strength of the reference sklearn LogisticRegression(C=1.0)
-    "episodes_per_solve": 2000,  # episodes fitted together (memory: ~this x (support^2 + 8 x query) floats)
+    "episodes_per_solve": 2000,  # episodes fitted together (memory: ~this x (support^2 + ways x query) floats)
 }
-# Queries x W (75 x 2048 x K): 52 us with K = 5 padded to 8 columns, 72 us unpadded (OpenBLAS, one core, measured).
-PRODUCT_COLUMNS = 8
 CONFIDENCE_Z = 1.96  # two-sided 95% normal quantile
 NORM_EPS = 1e-12  # as F.normalize: a zero feature row stays zero instead of dividing by 0
 
@@ -55,22 +53,13 @@ def inverse_row_norms(features: torch.Tensor) -> torch.Tensor:
 def support_grams(features: torch.Tensor, inverse_norms: torch.Tensor, support: np.ndarray) -> torch.Tensor:
     """Cosine Gram matrices ``(E, n, n)`` of the episodes' support rows, in the features' dtype.
 
-    Only the gathered rows are normalised, and only through their inner products (the product
-    of the raw rows, divided afterwards by both rows' norms): the feature set is never
-    normalised or copied. The rows are gathered one episode at a time into one reused buffer,
-    so the copy is still in cache when the product reads it (measured fastest against 2-64
-    episodes per gather).
+    Only the rows the episodes use are normalised, and only through their inner products (the
+    product of the raw rows, divided afterwards by both rows' norms): the feature set is never
+    normalised or copied (:func:`downstream.gathered_products.cosine_grams` reads the rows in place).
     """
     n = support.shape[1]
-    grams = torch.empty(len(support), n, n, dtype=features.dtype)
-    buffer = torch.empty(n, features.shape[1], dtype=features.dtype)
-    grams_array, buffer_array = grams.numpy(), buffer.numpy()
-    support = torch.from_numpy(support)
-    for episode, rows in enumerate(support):
-        torch.index_select(features, 0, rows, out=buffer)  # ~40% less CPU than np.take (measured)
-        np.matmul(buffer_array, buffer_array.T, out=grams_array[episode])
-    scale = inverse_norms[support]
-    return grams.mul_(scale[:, :, None] * scale[:, None, :])
+    grams = np.empty((len(support), n, n), dtype=features.numpy().dtype)
+    return torch.from_numpy(cosine_grams(features.numpy(), inverse_norms.numpy(), support, grams))
 
 
 def query_logits(
@@ -80,27 +69,13 @@ def query_logits(
     """Logits ``(E, q, K)`` of the episodes' L2-normalised queries under their fitted classifiers.
 
     Scored in primal form: each episode's weights ``W^T = A^T X_s`` (A its dual coefficients,
-    X_s its normalised support rows) are formed once from the re-gathered supports, so a query
-    costs K inner products instead of the dual form's n (5 instead of 25 at 5-way 5-shot).
-    ``W^T`` is zero-padded to :data:`PRODUCT_COLUMNS` rows, the width the BLAS runs fastest.
+    X_s its normalised support rows) are formed once, so a query costs K inner products instead
+    of the dual form's n (5 instead of 25 at 5-way 5-shot).
     """
-    n, q = support.shape[1], query.shape[1]
-    rows = torch.from_numpy(np.concatenate([support, query], axis=1))
-    scale = inverse_norms[rows]  # (E, n + q)
-    classes = dual.shape[2]
-    padded = -(-classes // PRODUCT_COLUMNS) * PRODUCT_COLUMNS
-    coefficients = torch.zeros(len(rows), padded, n, dtype=features.dtype)  # A^T over the raw rows
-    coefficients[:, :classes] = (dual * scale[:, :n, None]).mT
-    logits = torch.empty(len(rows), q, padded, dtype=features.dtype)
-    buffer = torch.empty(n + q, features.shape[1], dtype=features.dtype)
-    weights = torch.empty(padded, features.shape[1], dtype=features.dtype)  # W^T
-    coefficients_array, logits_array = coefficients.numpy(), logits.numpy()
-    buffer_array, weights_array = buffer.numpy(), weights.numpy()
-    for episode, episode_rows in enumerate(rows):
-        torch.index_select(features, 0, episode_rows, out=buffer)
-        np.matmul(coefficients_array[episode], buffer_array[:n], out=weights_array)
-        np.matmul(buffer_array[n:], weights_array.T, out=logits_array[episode])
-    return logits[:, :, :classes].mul_(scale[:, n:, None]).add_(bias[:, None, :])
+    coefficients = (dual * inverse_norms[support][:, :, None]).mT.contiguous()  # A^T over the raw rows
+    scores = np.empty((len(query), query.shape[1], dual.shape[2]), dtype=features.numpy().dtype)
+    primal_scores(features.numpy(), inverse_norms.numpy(), support, query, coefficients.numpy(), scores)
+    return torch.from_numpy(scores).add_(bias[:, None, :])
 
 
 def episode_accuracies(
@@ -108,23 +83,20 @@ def episode_accuracies(
 ) -> np.ndarray:
     """Query accuracy (percent) of each episode, fitting ``episodes_per_solve`` episodes at once.
 
-    float64 features are solved in float64, anything else in float32. Two passes over each
-    solve's episodes: support Gram matrices, the batched fit, then the queries' logits. The
-    per-episode products run in NumPy's BLAS (OpenBLAS: 44 us for the 25 x 25 x 2048 Gram
-    against 75 us in torch's MKL on this AMD EPYC, one core), given torch's thread count.
+    float64 features are solved in float64, anything else in float32. Per solve: the support
+    Gram matrices, the batched fit, then the queries' logits.
     """
     dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
     features = features.to(dtype).contiguous()
     inverse_norms = inverse_row_norms(features)
     accuracies = []
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
-        for start in tqdm(range(0, len(episodes.support), episodes_per_solve), desc="few-shot", unit="solve"):
-            part = slice(start, start + episodes_per_solve)
-            support, query = episodes.support[part], episodes.query[part]
-            gram = support_grams(features, inverse_norms, support)
-            dual, bias = fit_kernel_logreg(gram, torch.as_tensor(episodes.support_labels[part]), ways, C)
-            predictions = query_logits(features, inverse_norms, support, query, dual, bias).argmax(-1).numpy()
-            accuracies.append(100.0 * (predictions == episodes.query_labels[part]).mean(axis=1))
+    for start in tqdm(range(0, len(episodes.support), episodes_per_solve), desc="few-shot", unit="solve"):
+        part = slice(start, start + episodes_per_solve)
+        support, query = episodes.support[part], episodes.query[part]
+        gram = support_grams(features, inverse_norms, support)
+        dual, bias = fit_kernel_logreg(gram, torch.as_tensor(episodes.support_labels[part]), ways, C)
+        predictions = query_logits(features, inverse_norms, support, query, dual, bias).argmax(-1).numpy()
+        accuracies.append(100.0 * (predictions == episodes.query_labels[part]).mean(axis=1))
     return np.concatenate(accuracies)
 
 
