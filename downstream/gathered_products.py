@@ -2,12 +2,12 @@
 
 A few-shot solve needs, per episode, the cosine Gram matrix of its n support rows and its q
 queries' scores against K class weights, where the rows are scattered over a feature set far
-larger than the cache. Gathering an episode's rows into a buffer and handing it to BLAS moves
-every byte three times before the arithmetic (the gather's copy, the GEMM's packing copy, the
-kernel's read), and at these shapes (25 x 25 x 2048, 75 x 2048 x 5) that copying, not the
-multiply-adds, is the time: on the 2-core AMD EPYC development machine, one thread, 2000 5-way
-5-shot episodes of 2048-d float32 rows took 0.28 s (Grams) and 0.52 s (query scores) that way,
-and 0.11 s and 0.32 s here (medians of alternating repeats in one run; 1-shot queries 0.48 -> 0.22 s).
+larger than the cache. Gathering an episode's rows into a buffer and handing it to BLAS copies
+every byte twice before the arithmetic reads it (the gather, then the GEMM's packing), and at
+these shapes (25 x 25 x 2048, 75 x 2048 x 5) that copying, not the multiply-adds, is the time:
+on the 2-core AMD EPYC development machine, one thread, 2000 5-way 5-shot episodes of 2048-d
+float32 rows took 0.28 s (Grams) and 0.52 s (query scores) that way, and 0.11 s and 0.32 s here
+(medians of alternating repeats in one run; 1-shot queries 0.48 -> 0.22 s).
 These kernels read each row where it lies and reduce 3 x 3 tiles of row pairs in registers,
 so a row fetched from memory feeds three dot products at once.
 
@@ -53,7 +53,8 @@ def _triple(start, count):
 def cosine_grams(features, inverse_norms, rows, out):
     """``out[e, a, b] = cos(features[rows[e, a]], features[rows[e, b]])`` for every episode e.
 
-    ``inverse_norms`` holds ``1 / ||row||`` of every feature row (0 for a zero row). The upper
+    ``inverse_norms`` holds ``1 / ||row||`` of every feature row (any finite value for a zero row,
+    whose products are 0). The upper
     triangle is computed and mirrored, so every ``out[e]`` is exactly symmetric.
     """
     n = rows.shape[1]
