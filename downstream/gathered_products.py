@@ -54,8 +54,8 @@ def cosine_grams(features, inverse_norms, rows, out):
     """``out[e, a, b] = cos(features[rows[e, a]], features[rows[e, b]])`` for every episode e.
 
     ``inverse_norms`` holds ``1 / ||row||`` of every feature row (any finite value for a zero row,
-    whose products are 0). The upper
-    triangle is computed and mirrored, so every ``out[e]`` is exactly symmetric.
+    whose products are 0). The upper triangle is computed and mirrored, so every ``out[e]`` is
+    exactly symmetric.
     """
     n = rows.shape[1]
     for e in range(rows.shape[0]):
@@ -68,9 +68,9 @@ def cosine_grams(features, inverse_norms, rows, out):
                 c0, c1, c2 = episode_rows[tile_columns[0]], episode_rows[tile_columns[1]], episode_rows[tile_columns[2]]
                 sums = _dot_tile(features[r0], features[r1], features[r2], features[c0], features[c1], features[c2])
                 for i in range(3):
-                    row = episode_rows[tile_rows[i]]
+                    row = (r0, r1, r2)[i]
                     for j in range(3):
-                        column = episode_rows[tile_columns[j]]
+                        column = (c0, c1, c2)[j]
                         value = sums[i][j] * inverse_norms[row] * inverse_norms[column]
                         out[e, tile_rows[i], tile_columns[j]] = value
                         out[e, tile_columns[j], tile_rows[i]] = value
@@ -112,7 +112,7 @@ def primal_scores(features, inverse_norms, support, query, coefficients, out):
                 sums = _dot_tile(features[r0], features[r1], features[r2],
                                  weights[tile_classes[0]], weights[tile_classes[1]], weights[tile_classes[2]])
                 for t in range(3):
-                    scale = inverse_norms[query[e, tile_queries[t]]]
+                    scale = inverse_norms[(r0, r1, r2)[t]]
                     for c in range(3):
                         out[e, tile_queries[t], tile_classes[c]] = sums[t][c] * scale
     return out

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from downstream.gathered_products import cosine_grams, primal_scores
+from downstream.tasks.fewshot import inverse_row_norms
 
 
 def feature_set(dtype, rows=40, dim=37, seed=0):
-    """Random rows (one of them zero) and their inverse norms, the zero row's kept at 0 as in the solver."""
+    """Random rows (one of them zero) and their inverse norms as the solver computes them."""
     features = np.random.default_rng(seed).standard_normal((rows, dim)).astype(dtype)
     features[3] = 0.0
-    norms = np.linalg.norm(features.astype(np.float64), axis=1)
-    inverse_norms = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(dtype)
-    return features, inverse_norms
+    return features, inverse_row_norms(torch.from_numpy(features)).numpy()
 
 
 def normalised(features):
